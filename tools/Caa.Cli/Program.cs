@@ -1,1 +1,4 @@
-return 0;
+using System.CommandLine;
+using Caa.Cli;
+
+return CaaCommand.Run(args);

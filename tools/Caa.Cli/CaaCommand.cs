@@ -1,0 +1,37 @@
+using System.CommandLine;
+using Caa.Cli.Commands;
+using Caa.Cli.Common;
+
+namespace Caa.Cli;
+
+/// <summary>The <c>caa</c> root command. Every subcommand reports user errors on stderr with exit code 1.</summary>
+public static class CaaCommand
+{
+    public static RootCommand Build()
+    {
+        var root = new RootCommand("caa — Contrastive Activation Addition (Steering Llama 2 via CAA) on TorchSharp.");
+        foreach (var c in ModelCommands.Create()) root.Subcommands.Add(c);
+        return root;
+    }
+
+    /// <summary>Parses and runs; <paramref name="output"/>/<paramref name="error"/> default to the console (tests pass writers).</summary>
+    public static int Run(string[] args, TextWriter? output = null, TextWriter? error = null)
+    {
+        var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
+        if (output is not null) config.Output = output;
+        if (error is not null) config.Error = error;
+        var err = config.Error;
+        try
+        {
+            return Build().Parse(args).Invoke(config);
+        }
+        catch (Exception e) when (IsUserError(e))
+        {
+            err.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+
+    static bool IsUserError(Exception e) => e is CliException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException
+        or ArgumentException or KeyNotFoundException or NotSupportedException;
+}
