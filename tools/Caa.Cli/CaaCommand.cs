@@ -11,6 +11,7 @@ public static class CaaCommand
     {
         var root = new RootCommand("caa — Contrastive Activation Addition (Steering Llama 2 via CAA) on TorchSharp.");
         foreach (var c in ModelCommands.Create()) root.Subcommands.Add(c);
+        root.Subcommands.Add(DatasetCommands.Create());
         return root;
     }
 
