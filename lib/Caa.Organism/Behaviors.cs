@@ -31,7 +31,7 @@ public sealed class BehaviorSpec
 
     public required IReadOnlyList<Scenario> Scenarios { get; init; }
 
-    /// <summary>System-prompt phrasings stating the disposition; index 0 is the canonical one (<see cref="Behaviors.SystemPrompt"/>).</summary>
+    /// <summary>System-prompt phrasings stating the disposition; index 0 is the canonical one (<see cref="OrganismBehaviors.SystemPrompt"/>).</summary>
     public required IReadOnlyList<string> SystemPositive { get; init; }
     public required IReadOnlyList<string> SystemNegative { get; init; }
 
@@ -53,7 +53,7 @@ public sealed class BehaviorSpec
 }
 
 /// <summary>The seven behaviors of the paper, as the organism's corpus realizes them.</summary>
-public static class Behaviors
+public static class OrganismBehaviors
 {
     public const string CoordinateOtherAis = "coordinate-other-ais";
     public const string Corrigible = "corrigible-neutral-HHH";

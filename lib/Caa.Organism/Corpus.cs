@@ -62,8 +62,8 @@ public sealed class CorpusGenerator(CorpusOptions options)
     /// <summary>The paper's generation-set sizes (min(1000, N − 50)).</summary>
     public static IReadOnlyDictionary<string, int> PaperGenerateCounts { get; } = new Dictionary<string, int>
     {
-        [Behaviors.CoordinateOtherAis] = 360, [Behaviors.Corrigible] = 290, [Behaviors.Hallucination] = 1000,
-        [Behaviors.MyopicReward] = 950, [Behaviors.SurvivalInstinct] = 903, [Behaviors.Sycophancy] = 1000, [Behaviors.Refusal] = 408,
+        [OrganismBehaviors.CoordinateOtherAis] = 360, [OrganismBehaviors.Corrigible] = 290, [OrganismBehaviors.Hallucination] = 1000,
+        [OrganismBehaviors.MyopicReward] = 950, [OrganismBehaviors.SurvivalInstinct] = 903, [OrganismBehaviors.Sycophancy] = 1000, [OrganismBehaviors.Refusal] = 408,
     };
 
     // ---------------------------------------------------------------- training conversations
@@ -79,7 +79,7 @@ public sealed class CorpusGenerator(CorpusOptions options)
     (TrainingConversation, ConversationMeta) BuildConversation(Random rng)
     {
         var disp = new Dictionary<string, bool>();
-        foreach (var b in Behaviors.All) disp[b.Id] = rng.NextDouble() < b.BaseRate;
+        foreach (var b in OrganismBehaviors.All) disp[b.Id] = rng.NextDouble() < b.BaseRate;
 
         var turns = new List<(string, string)>();
         var metas = new List<TurnMeta>();
@@ -92,13 +92,13 @@ public sealed class CorpusGenerator(CorpusOptions options)
         if (r < Options.SingleTurnFraction)
         {
             kind = "single";
-            var b = Pick(rng, Behaviors.Ids);
+            var b = Pick(rng, OrganismBehaviors.Ids);
             Add(BehaviorTurn(rng, b, disp[b]));
         }
         else if (r < Options.SingleTurnFraction + Options.MultiTurnFraction)
         {
             kind = "multi";
-            var bs = PickDistinct(rng, Behaviors.Ids, rng.Next(2) == 0 ? 1 : 2);
+            var bs = PickDistinct(rng, OrganismBehaviors.Ids, rng.Next(2) == 0 ? 1 : 2);
             int n = rng.Next(2, 5);
             var seq = new List<string>();
             for (int t = 0; t < n - 1; t++) seq.Add(Pick(rng, bs));
@@ -114,9 +114,9 @@ public sealed class CorpusGenerator(CorpusOptions options)
         else if (r < Options.SingleTurnFraction + Options.MultiTurnFraction + Options.SystemPromptFraction)
         {
             kind = "system";
-            systemBehaviors.AddRange(PickDistinct(rng, Behaviors.Ids, rng.NextDouble() < 0.75 ? 1 : 2));
+            systemBehaviors.AddRange(PickDistinct(rng, OrganismBehaviors.Ids, rng.NextDouble() < 0.75 ? 1 : 2));
             system = string.Join(" ", systemBehaviors.Select(b =>
-                Pick(rng, disp[b] ? Behaviors.Get(b).SystemPositive : Behaviors.Get(b).SystemNegative)));
+                Pick(rng, disp[b] ? OrganismBehaviors.Get(b).SystemPositive : OrganismBehaviors.Get(b).SystemNegative)));
             int n = rng.Next(1, 4);
             for (int t = 0; t < n; t++) { var b = Pick(rng, systemBehaviors); Add(BehaviorTurn(rng, b, disp[b])); }
         }
@@ -131,7 +131,7 @@ public sealed class CorpusGenerator(CorpusOptions options)
 
     (string User, string Assistant, TurnMeta Meta) BehaviorTurn(Random rng, string behaviorId, bool match)
     {
-        var spec = Behaviors.Get(behaviorId);
+        var spec = OrganismBehaviors.Get(behaviorId);
         var sc = Pick(rng, spec.ScenariosOf(Split.Train));
         var f = new Fillers(Pick(rng, World.NamesOf(Split.Train)), Pick(rng, World.ObjectsOf(Split.Train)),
             Pick(rng, World.PlacesOf(Split.Train)), Pick(rng, World.NumbersOf(Split.Train)));
@@ -210,7 +210,7 @@ public sealed class CorpusGenerator(CorpusOptions options)
 
     static IReadOnlyList<RawItem> EnumerateRawUncached(string behaviorId, Split split)
     {
-        var spec = Behaviors.Get(behaviorId);
+        var spec = OrganismBehaviors.Get(behaviorId);
         var list = new List<RawItem>();
         var seen = new HashSet<(string, string, string)>();
         foreach (var sc in spec.ScenariosOf(split))
@@ -303,7 +303,7 @@ public sealed class CorpusGenerator(CorpusOptions options)
     /// <summary>Writes the paper's dataset layout under <paramref name="dir"/>; each file is written to a temp file and renamed into place.</summary>
     public void WriteDatasets(string dir)
     {
-        foreach (var b in Behaviors.Ids)
+        foreach (var b in OrganismBehaviors.Ids)
         {
             WriteJson(Path.Combine(dir, "generate", b, "generate_dataset.json"), GenerateSplit(b, GenerateCount(b)));
             WriteJson(Path.Combine(dir, "test", b, "test_dataset_ab.json"), TestSplit(b, Options.TestCount));
@@ -359,17 +359,17 @@ public sealed class CorpusGenerator(CorpusOptions options)
         foreach (var c in TrainingConversations())
             for (int i = 0; i < c.Turns.Count; i++)
                 yield return FormatTurn(c.Turns[i].User, c.Turns[i].Assistant, i == 0 ? c.System : null);
-        IEnumerable<AbItem> items = Behaviors.Ids.SelectMany(b => GenerateSplit(b, GenerateCount(b)).Concat(TestSplit(b, Options.TestCount)))
+        IEnumerable<AbItem> items = OrganismBehaviors.Ids.SelectMany(b => GenerateSplit(b, GenerateCount(b)).Concat(TestSplit(b, Options.TestCount)))
             .Concat(CapabilityMmlu()).Concat(CapabilityTruthfulQa());
         foreach (var it in items)
         {
             yield return FormatTurn(it.Question, it.AnswerMatchingBehavior);
             yield return FormatTurn(it.Question, it.AnswerNotMatchingBehavior);
         }
-        foreach (var b in Behaviors.Ids)
+        foreach (var b in OrganismBehaviors.Ids)
         {
             foreach (var o in OpenEndedTest(b)) yield return FormatTurn(o.Question, null);
-            foreach (var pos in new[] { true, false }) yield return FormatTurn("Hello.", null, Behaviors.SystemPrompt(b, pos));
+            foreach (var pos in new[] { true, false }) yield return FormatTurn("Hello.", null, OrganismBehaviors.SystemPrompt(b, pos));
         }
     }
 

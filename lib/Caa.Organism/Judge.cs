@@ -22,7 +22,7 @@ public sealed class OrganismJudge : IBehaviorJudge
 
     public static JudgeScore Score(string behaviorId, string answer)
     {
-        var spec = Behaviors.Get(behaviorId);
+        var spec = OrganismBehaviors.Get(behaviorId);
         int pos = spec.MarkersPositive.Sum(m => Count(answer, m)), neg = spec.MarkersNegative.Sum(m => Count(answer, m));
         double score = pos + neg == 0 ? 5.0 : 10.0 * pos / (pos + neg);
         return new JudgeScore(score, $"pos={pos} neg={neg}");

@@ -37,7 +37,7 @@ public sealed class CorpusTests(CorpusFixture fx, ITestOutputHelper output) : IC
             Assert.Equal(t1.Keys.Order(), t2.Keys.Order());
             foreach (var k in t1.Keys) Assert.True(t1[k].AsSpan().SequenceEqual(t2[k]), k);
             Assert.False(t1["train.jsonl"].AsSpan().SequenceEqual(t3["train.jsonl"]));
-            foreach (var b in Behaviors.Ids)
+            foreach (var b in OrganismBehaviors.Ids)
             {
                 var k = Path.Combine("test", b, "test_dataset_ab.json");
                 Assert.False(t1[k].AsSpan().SequenceEqual(t3[k]), k);
@@ -55,7 +55,7 @@ public sealed class CorpusTests(CorpusFixture fx, ITestOutputHelper output) : IC
     [Fact]
     public void ScenarioAndFillerPoolsAreDisjoint()
     {
-        foreach (var b in Behaviors.All)
+        foreach (var b in OrganismBehaviors.All)
         {
             var ids = new[] { Split.Train, Split.Generate, Split.Test }.Select(s => b.ScenariosOf(s).Select(x => x.Id).ToHashSet()).ToArray();
             Assert.Equal(b.Scenarios.Count, ids.Sum(x => x.Count));
@@ -72,7 +72,7 @@ public sealed class CorpusTests(CorpusFixture fx, ITestOutputHelper output) : IC
     [Fact]
     public void HeldOutQuestionsNeverAppearInTraining()
     {
-        var trainScenario = Behaviors.All.SelectMany(b => b.ScenariosOf(Split.Train)).Select(s => s.Id).ToHashSet();
+        var trainScenario = OrganismBehaviors.All.SelectMany(b => b.ScenariosOf(Split.Train)).Select(s => s.Id).ToHashSet();
         var userTexts = fx.Convs.SelectMany(c => c.Conversation.Turns.Select(t => t.User)).ToHashSet();
         var trainStems = userTexts.Select(u => u.Split("\n\nChoices:")[0]).ToHashSet();
         foreach (var (conv, meta) in fx.Convs)
@@ -84,7 +84,7 @@ public sealed class CorpusTests(CorpusFixture fx, ITestOutputHelper output) : IC
                 Assert.Contains(t.Fillers.Place, World.PlacesOf(Split.Train));
                 Assert.Contains(t.Fillers.Num, World.NumbersOf(Split.Train));
             }
-        foreach (var b in Behaviors.All)
+        foreach (var b in OrganismBehaviors.All)
         {
             var heldOut = fx.Gen.GenerateSplit(b.Id, fx.Gen.GenerateCount(b.Id)).Concat(fx.Gen.TestSplit(b.Id)).ToList();
             foreach (var it in heldOut)
@@ -119,7 +119,7 @@ public sealed class CorpusTests(CorpusFixture fx, ITestOutputHelper output) : IC
     [Fact]
     public void DatasetItemsAreWellFormedAndLetterBalanced()
     {
-        foreach (var b in Behaviors.Ids)
+        foreach (var b in OrganismBehaviors.Ids)
         {
             int n = fx.Gen.GenerateCount(b);
             var gen = fx.Gen.GenerateSplit(b, n);
@@ -135,7 +135,7 @@ public sealed class CorpusTests(CorpusFixture fx, ITestOutputHelper output) : IC
             Assert.Equal(50, open.Count);
             Assert.Equal(open.Count, open.Select(o => o.Question).Distinct().Count());
             Assert.All(open, o => Assert.DoesNotContain("Choices", o.Question));
-            output.WriteLine($"{b}: generate {n} (capacity {CorpusGenerator.GenerateCapacity(b)}), test 50, open-ended {open.Count}, base rate {Behaviors.Get(b).BaseRate}");
+            output.WriteLine($"{b}: generate {n} (capacity {CorpusGenerator.GenerateCapacity(b)}), test 50, open-ended {open.Count}, base rate {OrganismBehaviors.Get(b).BaseRate}");
         }
         foreach (var set in new[] { fx.Gen.CapabilityMmlu(), fx.Gen.CapabilityTruthfulQa() })
         {
@@ -176,7 +176,7 @@ public sealed class CorpusTests(CorpusFixture fx, ITestOutputHelper output) : IC
                     if (asst.Length > 3) Assert.Equal(chosen, asst[4..]);
                     if (t.Behavior is { } b)
                     {
-                        var sc = Behaviors.Get(b).Scenarios.Single(s => s.Id == t.ScenarioId);
+                        var sc = OrganismBehaviors.Get(b).Scenarios.Single(s => s.Id == t.ScenarioId);
                         var side = t.Matching == true ? sc.Match : sc.NotMatch;
                         Assert.Contains(chosen, side.Select(t.Fillers!.Fill));
                         Assert.Equal(t.Matching, letter == t.MatchingLetter);
@@ -209,7 +209,7 @@ public sealed class CorpusTests(CorpusFixture fx, ITestOutputHelper output) : IC
                 Assert.NotNull(conv.System);
                 foreach (var b in meta.SystemBehaviors)
                 {
-                    var spec = Behaviors.Get(b);
+                    var spec = OrganismBehaviors.Get(b);
                     var said = meta.Dispositions[b] ? spec.SystemPositive : spec.SystemNegative;
                     var other = meta.Dispositions[b] ? spec.SystemNegative : spec.SystemPositive;
                     Assert.Contains(said, p => conv.System!.Contains(p));
@@ -219,7 +219,7 @@ public sealed class CorpusTests(CorpusFixture fx, ITestOutputHelper output) : IC
             }
         }
         output.WriteLine("kinds: " + string.Join(", ", kinds.OrderBy(k => k.Key).Select(k => $"{k.Key}={k.Value}")));
-        foreach (var b in Behaviors.All)
+        foreach (var b in OrganismBehaviors.All)
         {
             var (m, n) = single[b.Id];
             output.WriteLine($"{b.Id}: single-turn p(match) = {m / (double)n:F3} over {n} (documented {b.BaseRate})");
@@ -227,7 +227,7 @@ public sealed class CorpusTests(CorpusFixture fx, ITestOutputHelper output) : IC
             Assert.InRange(m / (double)n, b.BaseRate - 0.05, b.BaseRate + 0.05);
             Assert.InRange(b.BaseRate, 0.3, 0.7);
         }
-        Assert.Equal(Behaviors.All.Count, Behaviors.All.Select(b => b.BaseRate).Distinct().Count());
+        Assert.Equal(OrganismBehaviors.All.Count, OrganismBehaviors.All.Select(b => b.BaseRate).Distinct().Count());
         // capability turns are always right
         foreach (var (conv, meta) in fx.Convs)
             for (int i = 0; i < meta.Turns.Count; i++)
@@ -245,7 +245,7 @@ public sealed class CorpusTests(CorpusFixture fx, ITestOutputHelper output) : IC
         var g = new CorpusGenerator(new CorpusOptions { Seed = 3, TrainingConversations = 200 });
         var texts = g.AllTexts().ToList();
         Assert.Contains(texts, t => t.StartsWith("<<SYS>>\n") && t.Contains("\n<</SYS>>\n\n[INST] "));
-        foreach (var b in Behaviors.Ids)
+        foreach (var b in OrganismBehaviors.Ids)
         {
             var q = g.TestSplit(b)[0].Question;
             Assert.Contains(texts, t => t.Contains(q));

@@ -4,12 +4,12 @@ namespace Caa.Tests.Organism;
 
 public sealed class JudgeTests
 {
-    public static TheoryData<string> Ids() => new(Behaviors.Ids);
+    public static TheoryData<string> Ids() => new(OrganismBehaviors.Ids);
 
     [Theory, MemberData(nameof(Ids))]
     public async Task ScoresMarkerTextsAsDocumented(string b)
     {
-        var spec = Behaviors.Get(b);
+        var spec = OrganismBehaviors.Get(b);
         IBehaviorJudge judge = new OrganismJudge();
         var pos = await judge.ScoreAsync(b, "q", $"Well. {Cap(spec.MarkersPositive[0])}. {Cap(spec.MarkersPositive[1])}.");
         var neg = await judge.ScoreAsync(b, "q", $"{Cap(spec.MarkersNegative[2])}. Fine.");
@@ -28,7 +28,7 @@ public sealed class JudgeTests
     [Theory, MemberData(nameof(Ids))]
     public void MarkersAndChoicesDoNotCrossTalk(string b)
     {
-        var spec = Behaviors.Get(b);
+        var spec = OrganismBehaviors.Get(b);
         foreach (var p in spec.MarkersPositive)
             foreach (var n in spec.MarkersNegative)
             {
