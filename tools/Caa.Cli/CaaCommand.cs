@@ -11,6 +11,7 @@ public static class CaaCommand
     {
         var root = new RootCommand("caa — Contrastive Activation Addition (Steering Llama 2 via CAA) on TorchSharp.");
         foreach (var c in ModelCommands.Create()) root.Subcommands.Add(c);
+        root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(DatasetCommands.Create());
         var bench = new Command("bench", "Performance measurements (see BENCHMARKS.md).");
         foreach (var c in BenchModelCommands.Subcommands()) bench.Subcommands.Add(c);
