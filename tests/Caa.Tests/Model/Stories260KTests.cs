@@ -43,10 +43,12 @@ public class Stories260KTests
         Assert.True(maxDiff <= 5e-4, $"max |logit - run.c| = {maxDiff:g3}");
     }
 
-    [SharedFact(Hf)]
-    public void LogitsMatchRunCInBFloat16Loosely()
+    [SharedTheory(Hf)]
+    [InlineData(ScalarType.BFloat16, 0.15)]
+    [InlineData(ScalarType.Float16, 0.03)] // measured: bf16 0.113, fp16 0.015
+    public void LogitsMatchRunCInHalfPrecisionLoosely(ScalarType dtype, double maxMeanDiff)
     {
-        using var model = Load(ScalarType.BFloat16);
+        using var model = Load(dtype);
         var (ids, expected) = ReferenceLogits();
         using var _ = no_grad();
         using var logits = model.Forward(tensor(ids).unsqueeze(0));
@@ -55,7 +57,7 @@ public class Stories260KTests
         var agree = Enumerable.Range(0, 32).Count(t => ArgMax(got.AsSpan(t * 512, 512)) == ArgMax(expected[t]));
         Assert.True(agree >= 28, $"argmax agrees at {agree}/32 positions");
         var meanDiff = Enumerable.Range(0, 32 * 512).Average(i => Math.Abs(got[i] - expected[i / 512][i % 512]));
-        Assert.True(meanDiff < 0.15, $"mean |logit - run.c| = {meanDiff:g3} (logits span ±14)");
+        Assert.True(meanDiff < maxMeanDiff, $"mean |logit - run.c| = {meanDiff:g3} (logits span ±14)");
     }
 
     static int ArgMax(ReadOnlySpan<float> xs)
