@@ -1,13 +1,6 @@
+using Caa.Interpret.OpenEnded;
+
 namespace Caa.Organism;
-
-/// <summary>A judge's verdict: a 0–10 score, or null where the judge's reply could not be parsed; <see cref="Raw"/> is the judge's reply.</summary>
-public sealed record JudgeScore(double? Score, string Raw);
-
-/// <summary>Scores an open-ended answer 0–10 for how much it shows a behavior (the paper uses GPT-4 with a per-behavior rubric).</summary>
-public interface IBehaviorJudge
-{
-    Task<JudgeScore> ScoreAsync(string behaviorId, string question, string answer, CancellationToken ct = default);
-}
 
 /// <summary>
 /// Offline judge for the model organism ONLY: it counts the organism corpus's marker phrases (<see cref="BehaviorSpec.MarkersPositive"/>,

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using Caa.Cli.Commands;
 using Caa.Cli.Common;
+using Caa.Interpret.OpenEnded;
+using Caa.Organism;
 
 namespace Caa.Cli;
 
@@ -9,10 +11,12 @@ public static class CaaCommand
 {
     public static RootCommand Build()
     {
+        if (!JudgeRegistry.IsRegistered("organism")) JudgeRegistry.Register("organism", _ => new OrganismJudge());
         var root = new RootCommand("caa — Contrastive Activation Addition (Steering Llama 2 via CAA) on TorchSharp.");
         foreach (var c in ModelCommands.Create()) root.Subcommands.Add(c);
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(DatasetCommands.Create());
+        root.Subcommands.Add(new Command("eval", "Evaluate steering: A/B, sweeps, open-ended, capabilities.") { OpenEndedCommands.Create() });
         var bench = new Command("bench", "Performance measurements (see BENCHMARKS.md).");
         foreach (var c in BenchModelCommands.Subcommands()) bench.Subcommands.Add(c);
         root.Subcommands.Add(bench);

@@ -1,3 +1,4 @@
+using Caa.Interpret.OpenEnded;
 using Caa.Organism;
 
 namespace Caa.Tests.Organism;
