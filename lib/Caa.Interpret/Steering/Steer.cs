@@ -131,6 +131,6 @@ public static class Steer
 
     sealed class Scope(List<IDisposable> scopes) : IDisposable
     {
-        public void Dispose() { lock (scopes) Detach(scopes); }
+        public void Dispose() => Detach(scopes);
     }
 }

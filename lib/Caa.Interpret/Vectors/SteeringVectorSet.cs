@@ -44,6 +44,7 @@ public sealed partial class SteeringVectorSet : IDisposable
                 if (v.dim() != 1 || v.shape[0] != metadata.HiddenSize)
                     throw new ArgumentException($"steering vector for '{metadata.Behavior}' at layer {layer} has shape [{string.Join(",", v.shape)}]; expected [{metadata.HiddenSize}] (hidden size)", nameof(vectors));
                 using var _ = no_grad();
+                using var scope = NewDisposeScope();
                 _vectors[layer] = v.detach().to(ScalarType.Float32).cpu().contiguous().clone().DetachFromDisposeScope();
             }
         }
@@ -71,8 +72,8 @@ public sealed partial class SteeringVectorSet : IDisposable
     /// <summary>L2 norm of the vector at <paramref name="layer"/> (computed in float64).</summary>
     public double Norm(int layer)
     {
-        using var n = this[layer].to(ScalarType.Float64).norm();
-        return n.item<double>();
+        using var _ = NewDisposeScope();
+        return this[layer].to(ScalarType.Float64).norm().item<double>();
     }
 
     /// <summary>The file this set is saved as inside <paramref name="dir"/>: <c>&lt;dir&gt;/&lt;behavior&gt;.safetensors</c>.</summary>

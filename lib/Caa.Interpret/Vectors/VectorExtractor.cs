@@ -71,7 +71,7 @@ public static partial class VectorExtractor
 
     /// <summary>The two prompts of an item (matching answer, other answer) as token ids with BOS, and the answer letter's index in each.</summary>
     /// <exception cref="ArgumentException">The item is not a valid A/B item (answers of the form "(X)", different letters, a question).</exception>
-    public static (int[] Matching, int[] NotMatching, int LetterIndex, int NotMatchingLetterIndex) Prompts(Llama2Tokenizer tok, AbItem item, string? systemPrompt = null)
+    public static (int[] Matching, int[] NotMatching, int MatchingLetterIndex, int NotMatchingLetterIndex) Prompts(Llama2Tokenizer tok, AbItem item, string? systemPrompt = null)
     {
         ArgumentNullException.ThrowIfNull(tok);
         ArgumentNullException.ThrowIfNull(item);
