@@ -113,7 +113,7 @@ public static partial class VectorExtractor
         {
             try { prompts[i] = Prompts(tok, items[i], options.SystemPrompt); }
             catch (ArgumentException e) { throw new ArgumentException($"'{behavior}' item {i}: {e.Message}", nameof(items), e); }
-            letters[i] = AnswerLetter(items[i].AnswerMatchingBehavior)!.Value;
+            letters[i] = AbDataset.AnswerLetter(items[i].AnswerMatchingBehavior)!.Value;
         }
 
         var names = layers.Select(HookPoints.ResidPostOf).ToArray();
@@ -192,31 +192,8 @@ public static partial class VectorExtractor
         return layers.Distinct().Order().ToArray();
     }
 
-    [GeneratedRegex(@"^\(([A-Z])\)$")]
-    private static partial Regex AnswerForm();
+    static string? Problem(AbItem item) => AbDataset.ValidateItem(item).FirstOrDefault();
 
-    static char? AnswerLetter(string? answer) => answer is not null && AnswerForm().Match(answer.Trim()) is { Success: true } m ? m.Groups[1].Value[0] : null;
-
-    static string? Problem(AbItem item)
-    {
-        if (string.IsNullOrWhiteSpace(item.Question)) return "the question is missing or empty";
-        var m = AnswerLetter(item.AnswerMatchingBehavior);
-        var n = AnswerLetter(item.AnswerNotMatchingBehavior);
-        if (m is null) return $"answer_matching_behavior '{item.AnswerMatchingBehavior}' is not of the form \"(X)\"";
-        if (n is null) return $"answer_not_matching_behavior '{item.AnswerNotMatchingBehavior}' is not of the form \"(X)\"";
-        if (m == n) return $"answer_matching_behavior and answer_not_matching_behavior are both ({m})";
-        return null;
-    }
-
-    static readonly JsonSerializerOptions CanonicalJson = new()
-    {
-        WriteIndented = true, IndentSize = 4, NewLine = "\n", Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-    };
-
-    /// <summary>
-    /// SHA-256 of the items' canonical JSON (4-space indent, "\n", relaxed escaping, trailing newline, UTF-8): the same
-    /// bytes the dataset tools write, so it equals the hash of a file they wrote for these items.
-    /// </summary>
-    public static string ItemsSha256(IReadOnlyList<AbItem> items) =>
-        Convert.ToHexStringLower(SHA256.HashData(new UTF8Encoding(false).GetBytes(JsonSerializer.Serialize(items.ToArray(), CanonicalJson) + "\n")));
+    /// <summary>SHA-256 of the items' canonical JSON: equals the hash of a dataset file the dataset tools wrote for these items.</summary>
+    public static string ItemsSha256(IReadOnlyList<AbItem> items) => ContentHash.OfItems(items);
 }

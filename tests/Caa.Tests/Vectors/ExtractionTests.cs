@@ -145,7 +145,7 @@ public class ExtractionTests
     public void BadInputsAreRefusedNamingTheItem()
     {
         var bad = Items.Take(2).Append(new AbItem("Q?\n\nChoices:\n (A) x\n (B) y", "A", "(B)")).ToList();
-        Assert.Contains("item 2: answer_matching_behavior 'A'", Assert.Throws<ArgumentException>(() => VectorExtractor.Extract(_model, Tok, "t", bad)).Message);
+        Assert.Contains("item 2: answer_matching_behavior \"A\"", Assert.Throws<ArgumentException>(() => VectorExtractor.Extract(_model, Tok, "t", bad)).Message);
         var same = new List<AbItem> { new("Q?", "(A)", "(A)") };
         Assert.Contains("item 0: answer_matching_behavior and answer_not_matching_behavior are both (A)", Assert.Throws<ArgumentException>(() => VectorExtractor.Extract(_model, Tok, "t", same)).Message);
         Assert.Contains("outside the model's 0…2", Assert.Throws<ArgumentException>(() => VectorExtractor.Extract(_model, Tok, "t", Items, new ExtractionOptions { Layers = [3] })).Message);

@@ -120,9 +120,9 @@ public sealed class VectorCliTests : IDisposable
         Assert.Contains("pass --dataset FILE", Fails());
         var broken = _dir.Sub("broken.json");
         File.WriteAllText(broken, "[{\"question\": \"Q\", \"answer_matching_behavior\": \"(A)\", \"answer_not_matching_behavior\": \"(C\"}]");
-        Assert.Contains("item 0: answer_not_matching_behavior '(C'", Fails("--dataset", broken));
+        Assert.Contains("item 0: answer_not_matching_behavior \"(C\"", Fails("--dataset", broken));
         File.WriteAllText(broken, "{not json");
-        Assert.Contains("not a JSON list of A/B items", Fails("--dataset", broken));
+        Assert.Contains("broken.json", Fails("--dataset", broken));
         Assert.Contains("file not found", Fails("--dataset", _dir.Sub("absent.json")));
     }
 

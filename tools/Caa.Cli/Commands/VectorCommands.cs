@@ -42,7 +42,7 @@ public static class VectorCommands
         {
             var id = r.GetValue(behavior)!;
             var file = r.GetValue(dataset) ?? DefaultDataset(id);
-            var items = ReadItems(file);
+            var items = File.Exists(file) ? AbDataset.Load(file) : throw new CliException($"--dataset {file}: file not found");
             var outPath = Path.GetFullPath(r.GetValue(outDir)!);
             if (r.GetValue(batchSize) < 1) throw new CliException($"--batch-size must be at least 1; got {r.GetValue(batchSize)}");
             var modelDir = m.ResolveFolder(r);
@@ -168,19 +168,6 @@ public static class VectorCommands
         var file = Path.Combine(data, "organism", "datasets", "generate", behavior, "generate_dataset.json");
         return File.Exists(file) ? file
             : throw new CliException($"no --dataset given and the organism has no generation split for '{behavior}' ({file} does not exist); pass --dataset FILE");
-    }
-
-    /// <summary>A JSON list of A/B items in the paper's format; item-level validation happens in extraction (naming the item).</summary>
-    static IReadOnlyList<AbItem> ReadItems(string file)
-    {
-        if (!File.Exists(file)) throw new CliException($"--dataset {file}: file not found");
-        List<AbItem?>? items;
-        try { items = JsonSerializer.Deserialize<List<AbItem?>>(File.ReadAllText(file)); }
-        catch (JsonException e) { throw new CliException($"{file}: not a JSON list of A/B items ({{\"question\", \"answer_matching_behavior\", \"answer_not_matching_behavior\"}}): {e.Message}"); }
-        if (items is null || items.Count == 0) throw new CliException($"{file}: no A/B items");
-        var bad = items.FindIndex(i => i is null || i.Question is null || i.AnswerMatchingBehavior is null || i.AnswerNotMatchingBehavior is null);
-        if (bad >= 0) throw new CliException($"{file}: item {bad} lacks \"question\", \"answer_matching_behavior\" or \"answer_not_matching_behavior\"");
-        return items!;
     }
 
     /// <summary>"all", or indices and ranges: "0,3,5", "10-15".</summary>
