@@ -37,7 +37,7 @@ public sealed class LabeledActivations(SortedDictionary<int, Tensor> layers, IRe
 {
     /// <summary>Activations [N, H] by layer, ascending.</summary>
     public SortedDictionary<int, Tensor> Layers { get; } = layers;
-    /// <summary>Per-item labels, in file order.</summary>
+    /// <summary>Per-item labels, ordered by name (ordinal).</summary>
     public IReadOnlyList<ActivationLabel> Labels { get; } = labels;
     /// <summary>Labels as DataFrame columns.</summary>
     public DataFrameColumn[] LabelColumns() => Labels.Select(l => l.ToColumn()).ToArray();
@@ -87,7 +87,7 @@ public static partial class AnalysisFiles
             if (wanted is not null && wanted.Except(byLayer.Keys).ToList() is { Count: > 0 } missing)
                 throw new InvalidDataException($"{path}: no activations for layer(s) {string.Join(",", missing.Order())}; the file has {string.Join(",", LayersIn(f))}");
             var labels = new List<ActivationLabel>();
-            foreach (var (name, info) in f.Tensors.Where(kv => kv.Key.StartsWith(LabelPrefix, StringComparison.Ordinal)))
+            foreach (var (name, info) in f.Tensors.Where(kv => kv.Key.StartsWith(LabelPrefix, StringComparison.Ordinal)).OrderBy(kv => kv.Key, StringComparer.Ordinal))
             {
                 var label = name[LabelPrefix.Length..];
                 if (info.Shape.Length != 1 || info.Shape[0] != n) throw new InvalidDataException($"{path}: {name} has shape [{string.Join(", ", info.Shape)}]; expected [{n}]");
