@@ -105,6 +105,25 @@ public class PcaTests
         Assert.Equal(total, r.TotalVariance, 9);
     }
 
+    [Theory]
+    [InlineData(30, 50)] // N ≤ H: the N×N Gram route
+    [InlineData(50, 30)] // N > H: the H×H scatter route
+    public void AgreesWithSvdOfCentredData(int n, int h)
+    {
+        using var scope = NewDisposeScope();
+        var x = Random(11, n, h, ScalarType.Float64) * linspace(2, 0.5, h, dtype: ScalarType.Float64);
+        var r = Pca.Fit(x, 3);
+        var (_, sv, vh) = linalg.svd(x - x.mean([0L]), fullMatrices: false);
+        for (var k = 0; k < 3; k++)
+        {
+            Assert.Equal(sv[k].item<double>(), r.SingularValues[k], 9);
+            var v = vh[k].data<double>().ToArray();
+            var big = v.Select(Math.Abs).Max();
+            var sign = v.First(e => Math.Abs(e) == big) < 0 ? -1 : 1;
+            for (var c = 0; c < h; c++) Assert.Equal(sign * v[c], r.Components[k, c], 9);
+        }
+    }
+
     [Property(MaxTest = 15)]
     public bool PlantedClustersSeparateAndIsotropicNoiseDoesNot(PositiveInt seed)
     {
