@@ -17,6 +17,7 @@ public static class CaaCommand
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(DatasetCommands.Create());
         root.Subcommands.Add(VectorCommands.Create());
+        root.Subcommands.Add(AnalyzeCommands.Create());
         root.Subcommands.Add(new Command("eval", "Evaluate steering: A/B, sweeps, open-ended, capabilities.") { OpenEndedCommands.Create() });
         var bench = new Command("bench", "Performance measurements (see BENCHMARKS.md).");
         foreach (var c in BenchModelCommands.Subcommands()) bench.Subcommands.Add(c);

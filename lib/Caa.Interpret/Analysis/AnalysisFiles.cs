@@ -69,6 +69,21 @@ public static partial class AnalysisFiles
     public static LabeledActivations ReadActivations(string path, IEnumerable<int>? layers = null)
     {
         using var f = SafeTensorsFile.Open(path);
+        if (f.Tensors.Keys.Any(k => k.StartsWith("matching.", StringComparison.Ordinal)))
+        {
+            // Written by `caa vectors extract --keep-activations`: matching / not-matching rows per item.
+            using var items = Vectors.ItemActivations.Load(path);
+            var all = items.ToLabeled();
+            if (layers is null) return all;
+            var keep = layers.ToHashSet();
+            if (keep.Except(all.Layers.Keys).ToList() is { Count: > 0 } absent)
+            {
+                all.Dispose();
+                throw new InvalidDataException($"{path}: no activations for layer(s) {string.Join(",", absent.Order())}; the file has {string.Join(",", items.Layers)}");
+            }
+            foreach (var l in all.Layers.Keys.Where(l => !keep.Contains(l)).ToList()) { all.Layers[l].Dispose(); all.Layers.Remove(l); }
+            return all;
+        }
         var wanted = layers?.ToHashSet();
         var byLayer = new SortedDictionary<int, Tensor>();
         long n = -1, h = -1;

@@ -50,6 +50,19 @@ public sealed class ItemActivations : IDisposable
     (Tensor Matching, Tensor NotMatching) Get(int layer) => _acts.TryGetValue(layer, out var a) ? a
         : throw new KeyNotFoundException($"activations for '{Behavior}' have no layer {layer} (layers: {SteeringVectorSet.FormatLayers(Layers)})");
 
+    /// <summary>
+    /// The rows for PCA: every item twice (with its matching answer, then with the other), float32, labelled
+    /// <c>behavior_match</c> (true for the matching row) and <c>letter</c> (A/B, the answer letter of that row).
+    /// </summary>
+    public Analysis.LabeledActivations ToLabeled()
+    {
+        var layers = new SortedDictionary<int, Tensor>();
+        foreach (var (layer, (m, n)) in _acts) layers[layer] = cat([m, n], 0).to(ScalarType.Float32);
+        var match = Enumerable.Repeat(true, Items).Concat(Enumerable.Repeat(false, Items)).ToArray();
+        var letters = MatchingLetters.Select(c => c.ToString()).Concat(MatchingLetters.Select(c => c == 'A' ? "B" : "A")).ToArray();
+        return new Analysis.LabeledActivations(layers, [Analysis.ActivationLabel.Of("behavior_match", match), Analysis.ActivationLabel.Of("letter", letters)]);
+    }
+
     /// <summary>The file name inside <paramref name="dir"/>.</summary>
     public static string FileIn(string dir, string behavior) => Path.Combine(dir, SteeringVectorSet.CheckBehaviorId(behavior) + Extension);
 

@@ -110,6 +110,28 @@ public class ExtractionTests
     }
 
     [SharedFact(Tokenizer)]
+    public void KeptActivationsSaveAndReadBackAsLabelledRowsForPca()
+    {
+        using var result = VectorExtractor.Extract(_model, Tok, "test", Items, new ExtractionOptions { Layers = [1, 2], KeepActivations = true });
+        var dir = Path.Combine(Path.GetTempPath(), "caa-acts-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            var file = result.Activations!.Save(dir);
+            using var labeled = Caa.Interpret.Analysis.AnalysisFiles.ReadActivations(file, [2]);
+            Assert.Equal([2], labeled.Layers.Keys);
+            Assert.Equal(new long[] { 12, 32 }, labeled.Layers[2].shape);
+            // Rows 0..5: items with their matching answer; rows 6..11: the same items with the other answer.
+            Assert.Equal(0.0, TinyModels.MaxAbsDiff(labeled.Layers[2][..6], result.Activations.Matching(2)));
+            Assert.Equal(0.0, TinyModels.MaxAbsDiff(labeled.Layers[2][6..], result.Activations.NotMatching(2)));
+            var match = labeled.Labels.Single(l => l.Name == "behavior_match");
+            var letter = labeled.Labels.Single(l => l.Name == "letter");
+            Assert.Equal(Enumerable.Repeat(1L, 6).Concat(Enumerable.Repeat(0L, 6)), match.Values);
+            Assert.Equal("ABABABBABABA", string.Concat(letter.Values.Select(v => letter.Categories![(int)v])));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [SharedFact(Tokenizer)]
     public void MetadataRecordsTheModelTheDataAndTheSystemPrompt()
     {
         using var plain = VectorExtractor.Extract(_model, Tok, "sycophancy", Items, new ExtractionOptions { Layers = [1] });
