@@ -75,8 +75,7 @@ public static class AbEvaluation
                 foreach (var (layer, v) in steering.Vectors.OrderBy(kv => kv.Key))
                     hooks.Add(model.Hooks.AddVector(HookPoints.ResidPostOf(layer), v, tensor((float)steering.Multiplier), PositionMask.From(starts)));
             var hidden = model.ForwardHidden(tb.Ids, tb.MaskOrNull);
-            var logits = model.Logits(hidden[.., ^1..]).squeeze(1);
-            return Scores(logits, batch);
+            return ScoreNormed(model, hidden[.., -1], batch);
         }
         finally
         {
@@ -87,6 +86,32 @@ public static class AbEvaluation
     /// <summary>Absolute steering start column per row of a left-padded batch (-1 stays -1: every column).</summary>
     internal static long[] StartColumns(IReadOnlyList<AbPrompt> batch, IReadOnlyList<long> padding) =>
         batch.Select((b, i) => b.SteerStart < 0 ? -1L : padding[i] + b.SteerStart).ToArray();
+
+    /// <summary>
+    /// p(match) per row from final-normed last-position hidden states [rows, hidden]: only the logits of the answer letters are
+    /// computed (the rows of the output matrix for the distinct letter ids, usually two), with the same linear layer and float32
+    /// cast as <see cref="LlamaForCausalLM.Logits"/>. Row r is scored against <paramref name="prompts"/>[r % count].
+    /// </summary>
+    internal static double[] ScoreNormed(LlamaForCausalLM model, Tensor normed, IReadOnlyList<AbPrompt> prompts)
+    {
+        using var scope = NewDisposeScope();
+        var rows = (int)normed.shape[0];
+        var letters = prompts.SelectMany(p => new[] { p.MatchTokenId, p.OtherTokenId }).Distinct().ToArray();
+        var column = letters.Select((id, k) => (id, k)).ToDictionary(x => x.id, x => (long)x.k);
+        var weight = model.lm_head?.weight ?? model.model.embed_tokens.weight;
+        var w = weight.index_select(0, tensor(letters.Select(x => (long)x).ToArray(), device: weight.device));     // [K, H]
+        var logits = nn.functional.linear(normed.to(weight.device), w).to(ScalarType.Float32);                 // [R, K]
+        var idx = new long[rows * 2];
+        for (var r = 0; r < rows; r++)
+        {
+            var pr = prompts[r % prompts.Count];
+            idx[2 * r] = column[pr.MatchTokenId]; idx[2 * r + 1] = column[pr.OtherTokenId];
+        }
+        var picked = logits.gather(1, tensor(idx, [rows, 2], device: logits.device)).cpu().data<float>().ToArray();
+        var p = new double[rows];
+        for (var r = 0; r < rows; r++) p[r] = AbScoring.PMatch(picked[2 * r], picked[2 * r + 1]);
+        return p;
+    }
 
     /// <summary>p(match) per row from last-position logits [rows, vocab]; row r is scored against <paramref name="prompts"/>[r % count].</summary>
     internal static double[] Scores(Tensor logits, IReadOnlyList<AbPrompt> prompts)

@@ -60,7 +60,7 @@ internal sealed class BatchedScorer(LlamaForCausalLM model, IReadOnlyList<AbProm
 /// <c>resid_post</c> of every swept layer on the suffix and the unsteered p(match) (which serves multiplier 0).
 /// Per layer L: the recorded suffix <c>resid_post(L)</c> is repeated for all non-zero multipliers (rows = multipliers × items),
 /// m·v is added at columns ≥ each row's start, and only blocks L+1…N−1 run, on the suffix columns only, against the prefix
-/// cache repeated per multiplier (layers > L copied); then the final norm and the logits of the last column.
+/// cache repeated per multiplier (layers > L copied); then the final norm and the answer letters' logits of the last column.
 /// Nothing below layer L and nothing before the start column is recomputed. Memory: the prefix KV cache of every item of
 /// the behavior is held until the scorer is disposed.
 /// </summary>
@@ -133,13 +133,13 @@ internal sealed class EfficientScorer : ILayerScorer
             {
                 using var st = _model.Prepare(b, suffix, mask, work);
                 var h = _model.RunLayers(_model.Embed(tb.Ids[.., (int)s..]), st);
-                last = _model.Logits(_model.FinalNorm(h[.., ^1..])).squeeze(1);
+                last = _model.FinalNorm(h[.., -1]);
                 resid = layers.ToDictionary(l => l, l => capture[HookPoints.ResidPostOf(l)].clone().DetachFromDisposeScope());
             }
             return new BatchState
             {
                 First = first, Prompts = prompts, Starts = starts, PrefixLength = s, SuffixLength = suffix,
-                Mask = mask?.DetachFromDisposeScope(), Prefix = prefix, Resid = resid, Unsteered = AbEvaluation.Scores(last, prompts),
+                Mask = mask?.DetachFromDisposeScope(), Prefix = prefix, Resid = resid, Unsteered = AbEvaluation.ScoreNormed(_model, last, prompts),
             };
         }
         catch
@@ -191,8 +191,7 @@ internal sealed class EfficientScorer : ILayerScorer
             using var st = _model.Prepare(rows, suffix, batch.Mask?.repeat(m, 1), cache);
             h = _model.RunLayers(h, st, from: layer + 1);
         }
-        var logits = _model.Logits(_model.FinalNorm(h[.., ^1..])).squeeze(1);
-        return AbEvaluation.Scores(logits, batch.Prompts);
+        return AbEvaluation.ScoreNormed(_model, _model.FinalNorm(h[.., -1]), batch.Prompts);
     }
 
     public void Dispose()

@@ -73,6 +73,27 @@ public class AbEvaluationTests
         }
     }
 
+    [Fact]
+    public void LetterLogitsOnlyEqualTheFullVocabularyLogits()
+    {
+        lock (Gate)
+        {
+            using var scope = NewDisposeScope();
+            using var _ = no_grad();
+            foreach (var tied in new[] { false, true })
+            {
+                using var model = TinyModels.Create(8, config: TinyModels.Config(layers: 2, vocab: EvalFixtures.Vocab, tied: tied));
+                var prompts = EvalFixtures.Prompts(6, 13);
+                prompts[2] = prompts[2] with { MatchTokenId = 11, OtherTokenId = 40 };    // not every row uses the same letters
+                using var tb = Caa.Model.TokenBatch.LeftPad(prompts.Select(p => (IReadOnlyList<int>)p.Ids).ToList());
+                var normed = model.ForwardHidden(tb.Ids, tb.MaskOrNull)[.., -1];
+                var full = AbEvaluation.Scores(model.Logits(normed), prompts);
+                var letters = AbEvaluation.ScoreNormed(model, normed, prompts);
+                for (var i = 0; i < prompts.Count; i++) Assert.Equal(full[i], letters[i], 1e-6);
+            }
+        }
+    }
+
     [Property(MaxTest = 8)]
     public bool MultiplierZeroEqualsUnsteeredExactly(PositiveInt seed)
     {
