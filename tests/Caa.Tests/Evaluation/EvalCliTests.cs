@@ -90,6 +90,13 @@ public class EvalCliTests
             Assert.Equal("multiplier,item,p_correct", cap[0]);
             Assert.Equal(1 + 3 * EvalFixtures.Questions.Length, cap.Length);
 
+            // resuming into a folder made from other vectors is refused
+            var otherVectors = Directory.CreateDirectory(Path.Combine(dir, "vectors2")).FullName;
+            foreach (var b in new[] { "alpha", "beta" })
+                SafeTensorsWriter.Write(Path.Combine(otherVectors, b + ".safetensors"),
+                    Enumerable.Range(0, 3).Select(l => new KeyValuePair<string, Tensor>(HookPoints.ResidPostOf(l), ones(32))));
+            Assert.Throws<Caa.Cli.Common.CliException>(() => Run("eval", "sweep", "--model", modelDir, "--vectors", otherVectors, "--dataset", data, "--out", outDir));
+
             // user errors
             Assert.Throws<Caa.Cli.Common.CliException>(() => Run("eval", "ab", "--model", modelDir, "--dataset", Path.Combine(data, "alpha.json"), "--layer", "1", "--out", abOut));
             Assert.Throws<Caa.Cli.Common.CliException>(() => Run("eval", "sweep", "--model", modelDir, "--vectors", Path.Combine(dir, "vectors"), "--dataset", data, "--layers", "0,7", "--out", outDir));

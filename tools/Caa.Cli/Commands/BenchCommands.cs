@@ -33,11 +33,13 @@ public static class BenchCommands
         var batch = new Option<int>("--batch-size") { Description = "Items per forward pass (efficient and batched modes).", DefaultValueFactory = _ => 20 };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Llama 2 tokenizer.model. Default: $CAA_SHARED/tokenizers/llama2/tokenizer.model or ../shared beside the repository." };
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 1 };
+        var threads = new Option<int?>("--threads") { Description = "torch intra-op threads (default: torch's choice, the number of cores)." };
         var cmd = new Command("sweep", "Time a full layer × multiplier A/B sweep of a random-weight Llama (vocab 32000, Llama 2 tokenizer) in each mode, and print a Markdown table.")
-            { layers, hidden, heads, kvHeads, prompts, tokens, multipliers, modes, batch, tokenizer, seed };
+            { layers, hidden, heads, kvHeads, prompts, tokens, multipliers, modes, batch, tokenizer, seed, threads };
         cmd.SetAction(r =>
         {
             var o = r.InvocationConfiguration.Output;
+            if (r.GetValue(threads) is { } n) set_num_threads(n);
             var tok = Llama2Tokenizer.Load(r.GetValue(tokenizer) ?? DefaultTokenizer());
             var config = new LlamaConfig
             {

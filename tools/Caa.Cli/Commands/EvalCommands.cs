@@ -130,6 +130,7 @@ public static class EvalCommands
             }
             var options = new SweepOptions { Layers = layerList, Multipliers = ms, Mode = sweepMode, BatchSize = r.GetValue(batch) };
             var csv = Path.Combine(o, "sweep.csv");
+            CheckResumeKey(o, model, sets, vectorDir);
             var console = Console(r);
             IReadOnlyList<SweepRow> rows = [];
             var skipped = 0;
@@ -205,6 +206,44 @@ public static class EvalCommands
     }
 
     // ---------------- helpers ----------------
+
+    /// <summary>
+    /// Resuming is only sound with the same model weights, datasets and vectors: sweep.inputs.json records them (SHA-256) the first
+    /// time; a later run into the same folder with different inputs is refused. Layers and multipliers may change (cells are keyed by them).
+    /// </summary>
+    static void CheckResumeKey(string outDir, LlamaForCausalLM model, List<(string Name, string Path)> sets, string vectorDir)
+    {
+        var key = new JsonObject
+        {
+            ["model"] = model.Source,
+            ["architecture"] = model.Config.ArchitectureHash,
+            ["weights_sha256"] = Directory.Exists(model.Source)
+                ? new JsonArray(Directory.EnumerateFiles(model.Source, "*.safetensors").Order(StringComparer.Ordinal).Select(f => (JsonNode)AtomicFile.Sha256(f)).ToArray())
+                : null,
+            ["behaviors"] = new JsonObject(sets.Select(x => new KeyValuePair<string, JsonNode?>(x.Name, new JsonObject
+            {
+                ["dataset_sha256"] = AtomicFile.Sha256(x.Path),
+                ["vectors_sha256"] = AtomicFile.Sha256(VectorFile(vectorDir, x.Name)),
+            }))),
+        };
+        var path = Path.Combine(outDir, "sweep.inputs.json");
+        var text = key.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
+        if (File.Exists(path))
+        {
+            var old = JsonNode.Parse(File.ReadAllText(path));
+            var oldBehaviors = old?["behaviors"]?.AsObject();
+            var sameModel = JsonNode.DeepEquals(old?["weights_sha256"], key["weights_sha256"]) && old?["architecture"]?.GetValue<string>() == model.Config.ArchitectureHash;
+            var clash = sets.Where(x => oldBehaviors?[x.Name] is { } b && !JsonNode.DeepEquals(b, key["behaviors"]![x.Name])).Select(x => x.Name).ToList();
+            if (!sameModel || clash.Count > 0)
+                throw new CliException($"{outDir} holds a sweep of other inputs ({(sameModel ? "datasets/vectors of " + string.Join(", ", clash) : "another model")} changed); " +
+                    "use another --out or delete its sweep.csv and sweep.inputs.json");
+            // merge in behaviors new to this folder
+            foreach (var (name, node) in key["behaviors"]!.AsObject().ToList())
+                if (oldBehaviors is not null && !oldBehaviors.ContainsKey(name)) oldBehaviors[name] = node?.DeepClone();
+            text = old!.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
+        }
+        AtomicFile.WriteAllText(path, text);
+    }
 
     /// <summary>--layer/--multipliers with or without --vectors: (layer, vector or null, multipliers; [0] when unsteered).</summary>
     static (int Layer, Tensor? Vector, IReadOnlyList<double> Multipliers) SteeringArgs(ParseResult r, Option<string?> vectors, Option<int?> layer,
