@@ -33,9 +33,10 @@ public static class BenchCommands
         var batch = new Option<int>("--batch-size") { Description = "Items per forward pass (efficient and batched modes).", DefaultValueFactory = _ => 20 };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Llama 2 tokenizer.model. Default: $CAA_SHARED/tokenizers/llama2/tokenizer.model or ../shared beside the repository." };
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 1 };
+        var repeat = new Option<int>("--repeat") { Description = "Timed runs per mode, interleaved (efficient, reference, … then again); the table shows the median.", DefaultValueFactory = _ => 3 };
         var threads = new Option<int?>("--threads") { Description = "torch intra-op threads (default: torch's choice, the number of cores)." };
         var cmd = new Command("sweep", "Time a full layer × multiplier A/B sweep of a random-weight Llama (vocab 32000, Llama 2 tokenizer) in each mode, and print a Markdown table.")
-            { layers, hidden, heads, kvHeads, prompts, tokens, multipliers, modes, batch, tokenizer, seed, threads };
+            { layers, hidden, heads, kvHeads, prompts, tokens, multipliers, modes, batch, tokenizer, seed, threads, repeat };
         cmd.SetAction(r =>
         {
             var o = r.InvocationConfiguration.Output;
@@ -58,20 +59,26 @@ public static class BenchCommands
             // Warm-up (allocator, kernels), not timed.
             AbEvaluation.Evaluate(model, abPrompts.Take(2).ToList());
 
-            var results = new List<(SweepMode Mode, double Seconds, IReadOnlyList<SweepRow> Rows)>();
-            foreach (var mode in modeList)
-            {
-                var options = new SweepOptions { Layers = Enumerable.Range(0, config.NumHiddenLayers).ToList(), Multipliers = ms, Mode = mode, BatchSize = r.GetValue(batch) };
-                var sw = Stopwatch.StartNew();
-                var rows = LayerSweep.Run(model, behaviors, options);
-                sw.Stop();
-                results.Add((mode, sw.Elapsed.TotalSeconds, rows));
-            }
+            var times = modeList.ToDictionary(m => m, _ => new List<double>());
+            var outputs = new Dictionary<SweepMode, IReadOnlyList<SweepRow>>();
+            for (var rep = 0; rep < Math.Max(1, r.GetValue(repeat)); rep++)
+                foreach (var mode in modeList)
+                {
+                    var options = new SweepOptions { Layers = Enumerable.Range(0, config.NumHiddenLayers).ToList(), Multipliers = ms, Mode = mode, BatchSize = r.GetValue(batch) };
+                    var sw = Stopwatch.StartNew();
+                    outputs[mode] = LayerSweep.Run(model, behaviors, options);
+                    sw.Stop();
+                    times[mode].Add(sw.Elapsed.TotalSeconds);
+                }
+            static double Median(List<double> xs) { var s = xs.Order().ToList(); return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2; }
+            var results = modeList.Select(m => (Mode: m, Seconds: Median(times[m]), Rows: outputs[m])).ToList();
 
             var lengths = abPrompts.Select(p => p.Ids.Length).ToList();
             var inv = CultureInfo.InvariantCulture;
             o.WriteLine($"model: {config.NumHiddenLayers} layers, hidden {config.HiddenSize}, intermediate {config.IntermediateSize}, {config.NumAttentionHeads} heads, {config.KeyValueHeads} kv heads, vocab {config.VocabSize}, fp32, CPU, torch threads {get_num_threads()}");
             o.WriteLine($"inputs: {abPrompts.Count} prompts of {lengths.Min()}–{lengths.Max()} tokens (mean {lengths.Average().ToString("F0", inv)}), layers 0–{config.NumHiddenLayers - 1} × multipliers {string.Join(", ", ms.Select(x => x.ToString(inv)))} = {config.NumHiddenLayers * ms.Count * abPrompts.Count} p(match) values per mode");
+            o.WriteLine();
+            o.WriteLine($"timing: {Math.Max(1, r.GetValue(repeat))} run(s) per mode, interleaved; seconds = median (all runs in brackets); speed-up = median / median");
             o.WriteLine();
             o.WriteLine("| mode | what it runs | seconds | speed-up vs reference | max abs diff of p vs reference |");
             o.WriteLine("|---|---|---|---|---|");
@@ -86,7 +93,8 @@ public static class BenchCommands
                 };
                 var speed = reference.Rows is null ? "-" : (reference.Seconds / seconds).ToString("F1", inv) + "×";
                 var diff = reference.Rows is null ? "-" : rows.Zip(reference.Rows).Max(t => Math.Abs(t.First.PMatch - t.Second.PMatch)).ToString("E1", inv);
-                o.WriteLine($"| {mode.ToString().ToLowerInvariant()} | {what} | {seconds.ToString("F2", inv)} | {speed} | {diff} |");
+                var all = string.Join(", ", times[mode].Select(t => t.ToString("F2", inv)));
+                o.WriteLine($"| {mode.ToString().ToLowerInvariant()} | {what} | {seconds.ToString("F2", inv)} ({all}) | {speed} | {diff} |");
             }
         });
         return cmd;
