@@ -24,10 +24,13 @@ public sealed class KvCache : IDisposable
     }
 
     /// <summary>A cache holding the given batch rows of this one (e.g. to repeat a shared prompt prefix for several multipliers).</summary>
-    public KvCache SelectRows(Tensor rows)
+    /// <param name="rows">int64 row indices (may repeat).</param>
+    /// <param name="fromLayer">Copy only layers ≥ this; lower layers are left empty (for callers that resume the forward pass at
+    /// block <paramref name="fromLayer"/> and never run the blocks below against the copy).</param>
+    public KvCache SelectRows(Tensor rows, int fromLayer = 0)
     {
         var copy = new KvCache(_k.Length);
-        for (var i = 0; i < _k.Length; i++)
+        for (var i = Math.Max(0, fromLayer); i < _k.Length; i++)
         {
             copy._k[i] = _k[i]?.index_select(0, rows.to(_k[i]!.device)).DetachFromDisposeScope();
             copy._v[i] = _v[i]?.index_select(0, rows.to(_v[i]!.device)).DetachFromDisposeScope();
