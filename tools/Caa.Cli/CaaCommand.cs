@@ -18,8 +18,10 @@ public static class CaaCommand
         root.Subcommands.Add(DatasetCommands.Create());
         root.Subcommands.Add(VectorCommands.Create());
         root.Subcommands.Add(AnalyzeCommands.Create());
-        root.Subcommands.Add(new Command("eval", "Evaluate steering: A/B, sweeps, open-ended, capabilities.") { OpenEndedCommands.Create() });
-        var bench = new Command("bench", "Performance measurements (see BENCHMARKS.md).");
+        var eval = EvalCommands.Create();
+        eval.Subcommands.Add(OpenEndedCommands.Create());
+        root.Subcommands.Add(eval);
+        var bench = BenchCommands.Create();
         foreach (var c in BenchModelCommands.Subcommands()) bench.Subcommands.Add(c);
         root.Subcommands.Add(bench);
         return root;

@@ -64,7 +64,7 @@ public static class EvalCommands
             var tok = m.LoadTokenizer(r);
             using var model = m.LoadModel(r);
             manifest.Option("model", model.Source);
-            var prompts = AbPrompt.FromItems(tok, AbItemsFile.Load(datasetPath), r.GetValue(system));
+            var prompts = AbPrompt.FromItems(tok, AbDataset.Load(datasetPath), r.GetValue(system));
             var rows = new List<SweepRow>();
             var means = new JsonObject();
             var console = Console(r);
@@ -126,7 +126,7 @@ public static class EvalCommands
                 manifest.Input("dataset", path);
                 var vf = VectorFile(vectorDir, name);
                 manifest.Input("vectors", vf);
-                behaviors.Add(new SweepBehavior(name, AbPrompt.FromItems(tok, AbItemsFile.Load(path)), LoadVectors(vf, layerList, model.Config.HiddenSize)));
+                behaviors.Add(new SweepBehavior(name, AbPrompt.FromItems(tok, AbDataset.Load(path)), LoadVectors(vf, layerList, model.Config.HiddenSize)));
             }
             var options = new SweepOptions { Layers = layerList, Multipliers = ms, Mode = sweepMode, BatchSize = r.GetValue(batch) };
             var csv = Path.Combine(o, "sweep.csv");
@@ -181,7 +181,7 @@ public static class EvalCommands
             var o = Directory.CreateDirectory(r.GetValue(outDir)!).FullName;
             var tok = m.LoadTokenizer(r);
             using var model = m.LoadModel(r);
-            var prompts = AbPrompt.FromItems(tok, AbItemsFile.Load(datasetPath));
+            var prompts = AbPrompt.FromItems(tok, AbDataset.Load(datasetPath));
             var manifest = new RunManifest("eval capability", o).Option("model", model.Source).Option("layer", vector is null ? null : layerValue)
                 .Option("multipliers", Join(ms)).Option("batch_size", r.GetValue(batch)).Input("dataset", datasetPath);
             if (r.GetValue(vectors) is { } v2) manifest.Input("vectors", VectorFile(v2, vectorName ?? ""));
