@@ -15,6 +15,7 @@ public static class CaaCommand
         var root = new RootCommand("caa — Contrastive Activation Addition (Steering Llama 2 via CAA) on TorchSharp.");
         foreach (var c in ModelCommands.Create()) root.Subcommands.Add(c);
         root.Subcommands.Add(DemoCommand.Create());
+        root.Subcommands.Add(ReproduceCommand.Create());
         root.Subcommands.Add(DatasetCommands.Create());
         root.Subcommands.Add(VectorCommands.Create());
         root.Subcommands.Add(AnalyzeCommands.Create());
