@@ -32,8 +32,9 @@ public static class CaaCommand
     public static int Run(string[] args, TextWriter? output = null, TextWriter? error = null)
     {
         var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
-        if (output is not null) config.Output = output;
-        if (error is not null) config.Error = error;
+        // Progress bars redraw from a background thread: writers shared with it must be thread-safe (Console's are; a test's StringWriter is not).
+        if (output is not null) config.Output = TextWriter.Synchronized(output);
+        if (error is not null) config.Error = TextWriter.Synchronized(error);
         var err = config.Error;
         try
         {

@@ -107,7 +107,7 @@ public sealed class FiguresAndCliTests : IDisposable
     static (int Code, string Out, string Err) Cli(params string[] args)
     {
         var o = new StringWriter(); var e = new StringWriter();
-        var code = new RootCommand { AnalyzeCommands.Create() }.Parse(args).Invoke(new InvocationConfiguration { Output = o, Error = e, EnableDefaultExceptionHandler = false });
+        var code = new RootCommand { AnalyzeCommands.Create() }.Parse(args).Invoke(new InvocationConfiguration { Output = TextWriter.Synchronized(o), Error = TextWriter.Synchronized(e), EnableDefaultExceptionHandler = false });
         return (code, o.ToString(), e.ToString());
     }
 

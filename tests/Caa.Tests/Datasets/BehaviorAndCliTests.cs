@@ -37,7 +37,7 @@ public class DatasetCliTests
     {
         var o = new StringWriter();
         var e = new StringWriter();
-        var code = DatasetCommands.Create().Parse(args).Invoke(new InvocationConfiguration { Output = o, Error = e });
+        var code = DatasetCommands.Create().Parse(args).Invoke(new InvocationConfiguration { Output = TextWriter.Synchronized(o), Error = TextWriter.Synchronized(e) });
         return (code, o.ToString(), e.ToString());
     }
 

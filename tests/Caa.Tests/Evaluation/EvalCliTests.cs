@@ -16,7 +16,7 @@ public class EvalCliTests
     {
         var (o, e) = (new StringWriter(), new StringWriter());
         var code = new RootCommand { EvalCommands.Create() }.Parse(args)
-            .Invoke(new InvocationConfiguration { Output = o, Error = e, EnableDefaultExceptionHandler = false });
+            .Invoke(new InvocationConfiguration { Output = TextWriter.Synchronized(o), Error = TextWriter.Synchronized(e), EnableDefaultExceptionHandler = false });
         return (code, o.ToString(), e.ToString());
     }
 

@@ -9,27 +9,21 @@ namespace Caa.Tests.OpenEnded;
 /// <summary>
 /// A stand-in for an OpenAI-compatible chat-completions endpoint on 127.0.0.1 (random free port). It answers exactly
 /// <c>requests</c> requests, choosing each reply by the marker "#k" found in the request, records the request bodies and stops.
+/// Plain HTTP/1.1 over a TcpListener, one request per connection: System.Net.HttpListener on Linux can throw
+/// ObjectDisposedException from a response-close callback after the listener is closed, which kills the test host
+/// (dotnet/runtime#71364).
 /// </summary>
 sealed class FakeChatCompletionsServer : IAsyncDisposable
 {
-    readonly HttpListener _listener = new();
+    readonly TcpListener _listener = new(IPAddress.Loopback, 0);
     readonly Task _loop;
     readonly CancellationTokenSource _stop = new(TimeSpan.FromSeconds(60));
 
     public FakeChatCompletionsServer(IReadOnlyList<string> replies, int requests)
     {
-        for (var attempt = 0; ; attempt++)
-        {
-            var probe = new TcpListener(IPAddress.Loopback, 0);
-            probe.Start();
-            Port = ((IPEndPoint)probe.LocalEndpoint).Port;
-            probe.Stop();
-            _listener.Prefixes.Clear();
-            _listener.Prefixes.Add($"http://127.0.0.1:{Port}/");
-            try { _listener.Start(); break; }
-            catch (HttpListenerException) when (attempt < 5) { }
-        }
-        _loop = Task.Run(() => Serve(replies, requests));
+        _listener.Start();
+        Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
+        _loop = Serve(replies, requests);
     }
 
     public int Port { get; }
@@ -40,11 +34,11 @@ sealed class FakeChatCompletionsServer : IAsyncDisposable
     {
         for (var n = 0; n < requests; n++)
         {
-            var ctx = await _listener.GetContextAsync().WaitAsync(_stop.Token);
-            string body;
-            using (var reader = new StreamReader(ctx.Request.InputStream, Encoding.UTF8)) body = await reader.ReadToEndAsync();
+            using var client = await _listener.AcceptTcpClientAsync(_stop.Token);
+            var stream = client.GetStream();
+            var (path, headers, body) = await ReadRequest(stream, _stop.Token);
             var json = JsonNode.Parse(body)!;
-            lock (Requests) Requests.Add((ctx.Request.Url!.AbsolutePath, ctx.Request.Headers["Authorization"], json));
+            lock (Requests) Requests.Add((path, headers.GetValueOrDefault("authorization"), json));
             var k = Enumerable.Range(0, replies.Count).Single(i => body.Contains($"#{i}."));
             var response = new JsonObject
             {
@@ -57,11 +51,58 @@ sealed class FakeChatCompletionsServer : IAsyncDisposable
                 ["usage"] = new JsonObject { ["prompt_tokens"] = 10, ["completion_tokens"] = 1, ["total_tokens"] = 11 },
             };
             var bytes = Encoding.UTF8.GetBytes(response.ToJsonString());
-            ctx.Response.StatusCode = 200;
-            ctx.Response.ContentType = "application/json";
-            ctx.Response.ContentLength64 = bytes.Length;
-            await ctx.Response.OutputStream.WriteAsync(bytes);
-            ctx.Response.Close();
+            var head = Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {bytes.Length}\r\nConnection: close\r\n\r\n");
+            await stream.WriteAsync(head, _stop.Token);
+            await stream.WriteAsync(bytes, _stop.Token);
+            await stream.FlushAsync(_stop.Token);
+        }
+    }
+
+    /// <summary>Reads the request line, headers (lower-cased names) and a Content-Length body.</summary>
+    static async Task<(string Path, Dictionary<string, string> Headers, string Body)> ReadRequest(NetworkStream stream, CancellationToken ct)
+    {
+        var buffer = new List<byte>();
+        var one = new byte[1];
+        while (buffer.Count < 4 || !(buffer[^4] == '\r' && buffer[^3] == '\n' && buffer[^2] == '\r' && buffer[^1] == '\n'))
+        {
+            if (await stream.ReadAsync(one, ct) == 0) throw new IOException("connection closed inside the request headers");
+            buffer.Add(one[0]);
+        }
+        var lines = Encoding.ASCII.GetString(buffer.ToArray()).Split("\r\n", StringSplitOptions.RemoveEmptyEntries);
+        var path = lines[0].Split(' ')[1];
+        var headers = lines.Skip(1).Select(l => l.Split(':', 2)).ToDictionary(p => p[0].Trim().ToLowerInvariant(), p => p[1].Trim());
+        if (headers.TryGetValue("transfer-encoding", out var te) && te.Contains("chunked", StringComparison.OrdinalIgnoreCase))
+            return (path, headers, await ReadChunked(stream, ct));
+        var body = new byte[int.Parse(headers["content-length"])];
+        await stream.ReadExactlyAsync(body, ct);
+        return (path, headers, Encoding.UTF8.GetString(body));
+    }
+
+    static async Task<string> ReadChunked(NetworkStream stream, CancellationToken ct)
+    {
+        var body = new MemoryStream();
+        while (true)
+        {
+            var sizeLine = await ReadLine(stream, ct);
+            var size = Convert.ToInt32(sizeLine.Split(';')[0].Trim(), 16);
+            if (size == 0) { await ReadLine(stream, ct); break; }
+            var chunk = new byte[size];
+            await stream.ReadExactlyAsync(chunk, ct);
+            body.Write(chunk);
+            await ReadLine(stream, ct);
+        }
+        return Encoding.UTF8.GetString(body.ToArray());
+    }
+
+    static async Task<string> ReadLine(NetworkStream stream, CancellationToken ct)
+    {
+        var sb = new StringBuilder();
+        var one = new byte[1];
+        while (true)
+        {
+            if (await stream.ReadAsync(one, ct) == 0) throw new IOException("connection closed inside a chunked body");
+            if (one[0] == '\n') return sb.ToString().TrimEnd('\r');
+            sb.Append((char)one[0]);
         }
     }
 
@@ -72,7 +113,7 @@ sealed class FakeChatCompletionsServer : IAsyncDisposable
     {
         _stop.Cancel();
         try { await _loop; } catch (OperationCanceledException) { }
-        _listener.Close();
+        _listener.Stop();
         _stop.Dispose();
     }
 }

@@ -42,7 +42,7 @@ public sealed class OpenEndedCliTests : IDisposable
         var o = new StringWriter();
         var e = new StringWriter();
         var code = new RootCommand { new Command("eval") { OpenEndedCommands.Create() } }.Parse(args)
-            .Invoke(new InvocationConfiguration { Output = o, Error = e, EnableDefaultExceptionHandler = false });
+            .Invoke(new InvocationConfiguration { Output = TextWriter.Synchronized(o), Error = TextWriter.Synchronized(e), EnableDefaultExceptionHandler = false });
         return (code, o.ToString(), e.ToString());
     }
 

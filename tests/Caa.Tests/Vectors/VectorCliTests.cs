@@ -32,7 +32,7 @@ public sealed class VectorCliTests : IDisposable
     {
         var (o, e) = (new StringWriter(), new StringWriter());
         var code = new RootCommand { VectorCommands.Create() }.Parse(args)
-            .Invoke(new InvocationConfiguration { Output = o, Error = e, EnableDefaultExceptionHandler = false });
+            .Invoke(new InvocationConfiguration { Output = TextWriter.Synchronized(o), Error = TextWriter.Synchronized(e), EnableDefaultExceptionHandler = false });
         return (code, o.ToString(), e.ToString());
     }
 
