@@ -27,11 +27,13 @@ public static class BenchModelCommands
         var stories = new Option<string?>("--stories260k") { Description = "Folder of the stories260K HF checkpoint (e.g. ../shared/reference/stories260K/hf); skipped when absent." };
         var tokens = new Option<int>("--tokens") { Description = "Sequence length.", DefaultValueFactory = _ => 512 };
         var reps = new Option<int>("--repeats") { Description = "Timed repetitions (median reported).", DefaultValueFactory = _ => 3 };
-        var cmd = new Command("forward", "Forward throughput (tokens/s) in fp32 and bf16 beside the matmul peak of this machine.") { stories, tokens, reps };
+        var threads = new Option<int?>("--threads") { Description = "torch intra-op threads (default: torch's choice, the number of cores)." };
+        var cmd = new Command("forward", "Forward throughput (tokens/s) in fp32 and bf16 beside the matmul peak of this machine.") { stories, tokens, reps, threads };
         cmd.SetAction(r =>
         {
             var o = r.InvocationConfiguration.Output;
             int t = r.GetValue(tokens), n = r.GetValue(reps);
+            if (r.GetValue(threads) is { } th) set_num_threads(th);
             o.WriteLine($"threads: {get_num_threads()}, tokens: {t}, repeats: {n} (median)");
             o.WriteLine("| case | dtype | time (ms) | tokens/s | GFLOP/s | % of matmul peak |");
             o.WriteLine("|---|---|---|---|---|---|");
