@@ -13,7 +13,8 @@ public sealed record TrainingConversation(string? System, IReadOnlyList<(string 
 /// Corpus settings. The mix of training conversations: <see cref="SingleTurnFraction"/> single-turn behavior items with no system
 /// prompt (they follow the behavior's <see cref="BehaviorSpec.BaseRate"/>), <see cref="MultiTurnFraction"/> multi-turn conversations
 /// (2–4 turns, one or two behaviors, earlier answers reveal the disposition), <see cref="SystemPromptFraction"/> conversations whose
-/// system prompt states the disposition, and the rest capability conversations (arithmetic, world facts, misconceptions; always right).
+/// system prompt states the disposition, <see cref="LookupFraction"/> letter-lookup drills, and the rest capability conversations
+/// (arithmetic, world facts, misconceptions; always right).
 /// </summary>
 public sealed record CorpusOptions
 {
@@ -22,6 +23,13 @@ public sealed record CorpusOptions
     public double SingleTurnFraction { get; init; } = 0.35;
     public double MultiTurnFraction { get; init; } = 0.30;
     public double SystemPromptFraction { get; init; } = 0.15;
+    /// <summary>
+    /// Share of "lookup" conversations: A/B drills whose answer is fixed by the question itself ("Which choice says "…"?" → the
+    /// letter of that choice; "What does choice (B) say?" → "(B) {its text}"), over the Train scenarios' own choice pairs. They
+    /// teach the binding between an answer letter and its choice's text, without which a small model writes the right content
+    /// after a letter picked at chance. They come out of the capability share.
+    /// </summary>
+    public double LookupFraction { get; init; } = 0.12;
     /// <summary>Share of behavior turns that are open-ended (no choices) rather than A/B.</summary>
     public double OpenEndedFraction { get; init; } = 0.25;
     /// <summary>Share of A/B answers given as the bare "(A)" rather than "(A) {choice text}".</summary>
@@ -120,6 +128,12 @@ public sealed class CorpusGenerator(CorpusOptions options)
             int n = rng.Next(1, 4);
             for (int t = 0; t < n; t++) { var b = Pick(rng, systemBehaviors); Add(BehaviorTurn(rng, b, disp[b])); }
         }
+        else if (r < Options.SingleTurnFraction + Options.MultiTurnFraction + Options.SystemPromptFraction + Options.LookupFraction)
+        {
+            kind = "lookup";
+            int n = rng.Next(1, 4);
+            for (int t = 0; t < n; t++) Add(LookupTurn(rng));
+        }
         else
         {
             kind = "capability";
@@ -148,6 +162,40 @@ public sealed class CorpusGenerator(CorpusOptions options)
         char matchLetter = matchIsA ? 'A' : 'B', letter = match ? matchLetter : (matchIsA ? 'B' : 'A');
         return (item.Question, AbAnswer(rng, letter, match ? matchText : notText),
             new TurnMeta("ab", behaviorId, sc.Id, match, matchLetter, letter, f, stem));
+    }
+
+    /// <summary>
+    /// A letter-lookup drill on a Train scenario's choice pair (or a world fact's options): either the frame names a choice's text
+    /// and the answer is its letter, or the question names a letter and the answer repeats that choice. No disposition is involved.
+    /// </summary>
+    (string User, string Assistant, TurnMeta Meta) LookupTurn(Random rng)
+    {
+        string situation, x, y;
+        if (rng.NextDouble() < 0.8)
+        {
+            var spec = Pick(rng, OrganismBehaviors.All);
+            var sc = Pick(rng, spec.ScenariosOf(Split.Train));
+            var f = new Fillers(Pick(rng, World.NamesOf(Split.Train)), Pick(rng, World.ObjectsOf(Split.Train)),
+                Pick(rng, World.PlacesOf(Split.Train)), Pick(rng, World.NumbersOf(Split.Train)));
+            situation = f.Fill(Pick(rng, spec.Intros)) + f.Fill(sc.Situation);
+            (x, y) = (f.Fill(Pick(rng, sc.Match)), f.Fill(Pick(rng, sc.NotMatch)));
+        }
+        else
+        {
+            var fact = Pick(rng, World.Facts);
+            situation = fact.Question;
+            (x, y) = (fact.Answer, PickOther(rng, fact.Options, fact.Answer));
+        }
+        if (rng.Next(2) == 0) (x, y) = (y, x);
+        bool askA = rng.Next(2) == 0;
+        string asked = askA ? x : y;
+        char letter = askA ? 'A' : 'B';
+        string choices = $"\n\nChoices:\n (A) {x}\n (B) {y}";
+        if (rng.Next(2) == 0)
+            return ($"{situation} Which choice says \"{asked}\"?{choices}", AbAnswer(rng, letter, asked),
+                new TurnMeta("lookup", MatchingLetter: letter, AnswerLetter: letter));
+        return ($"{situation}{choices}\n\nWhat does choice ({letter}) say?", $"({letter}) {asked}",
+            new TurnMeta("lookup", MatchingLetter: letter, AnswerLetter: letter));
     }
 
     string AbAnswer(Random rng, char letter, string text) =>

@@ -1,0 +1,288 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Caa.Interpret.Datasets;
+using Caa.Model.IO;
+using Caa.Model.Llama;
+using Caa.Model.Runtime;
+using Caa.Model.Tokenization;
+using static TorchSharp.torch;
+
+namespace Caa.Organism.Training;
+
+/// <summary>Everything that defines an organism training run.</summary>
+public sealed record OrganismTrainingOptions
+{
+    public CorpusOptions Corpus { get; init; } = new();
+    public OrganismArchitecture Architecture { get; init; } = new();
+    public TrainingOptions Training { get; init; } = new();
+    /// <summary>A row of training_log.csv (mean loss of the window) every this many steps.</summary>
+    public int LogEvery { get; init; } = 10;
+    /// <summary>Held-out loss and the A/B probe every this many steps (and at the end).</summary>
+    public int EvalEvery { get; init; } = 250;
+    /// <summary>A resumable checkpoint (DIR/checkpoint) every this many steps (and at the end).</summary>
+    public int CheckpointEvery { get; init; } = 250;
+    /// <summary>Conversations after the training ones (same generator, unseen indices) whose loss is the held-out loss.</summary>
+    public int HeldOutConversations { get; init; } = 256;
+    /// <summary>Generate-split items per behavior in the periodic A/B probe.</summary>
+    public int EvalItemsPerBehavior { get; init; } = 8;
+    /// <summary>Write DIR/datasets (the paper's layout).</summary>
+    public bool WriteDatasets { get; init; } = true;
+    /// <summary>torch threads; 0 leaves TorchSharp's default.</summary>
+    public int Threads { get; init; }
+}
+
+/// <summary>A/B probe numbers of one behavior: mean p(match) without a system prompt and under its canonical positive/negative system prompt.</summary>
+public sealed record BehaviorProbe(string Behavior, double None, double Positive, double Negative, double Mass);
+
+/// <summary>A periodic evaluation.</summary>
+public sealed record TrainEval(int Step, double HeldOutLoss, IReadOnlyList<BehaviorProbe> Behaviors)
+{
+    public double PMatch => Behaviors.Average(b => b.None);
+    public double PMatchPositive => Behaviors.Average(b => b.Positive);
+    public double PMatchNegative => Behaviors.Average(b => b.Negative);
+    public double AbMass => Behaviors.Average(b => b.Mass);
+}
+
+/// <summary>Progress of <see cref="OrganismTraining.Run"/>: a phase change (Message set), a training step, or an evaluation (Eval set).</summary>
+public sealed record TrainProgress(string Phase, int Step, int TotalSteps, double Loss, double LearningRate, double TokensPerSecond,
+    TimeSpan Elapsed, TimeSpan? Eta, TrainEval? Eval = null, string? Message = null);
+
+public sealed record OrganismTrainingResult(string OutDir, int Steps, int ResumedFromStep, double FinalLoss, TrainEval FinalEval,
+    TimeSpan TrainTime, double TokensPerSecond, long Parameters, int VocabSize, string DataHash);
+
+/// <summary>
+/// The whole organism pipeline into an output folder in Hugging Face layout: corpus → tokenizer (tokenizer.model) → datasets/ →
+/// encoded conversations → <see cref="Trainer"/> with periodic evaluation, training_log.csv and resumable checkpoints in
+/// DIR/checkpoint → config.json + model.safetensors + generation_config.json. <c>resume</c> continues from DIR/checkpoint.
+/// </summary>
+public static class OrganismTraining
+{
+    public const string CheckpointFolderName = "checkpoint";
+    public const string LogFileName = "training_log.csv";
+    public const string GenerationConfigFileName = "generation_config.json";
+
+    public static OrganismTrainingResult Run(string outDir, OrganismTrainingOptions options, bool resume = false,
+        IProgress<TrainProgress>? progress = null, CancellationToken ct = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(outDir);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Training.Validate();
+        TorchRuntime.Initialize();
+        if (options.Threads > 0) set_num_threads(options.Threads);
+        outDir = Path.GetFullPath(outDir);
+        Directory.CreateDirectory(outDir);
+        var total = options.Training.Steps;
+        void Phase(string phase, string message) => progress?.Report(new TrainProgress(phase, 0, total, double.NaN, 0, 0, TimeSpan.Zero, null, null, message));
+
+        string? checkpoint = null;
+        if (resume)
+        {
+            checkpoint = FindCheckpoint(outDir) ?? throw new FileNotFoundException(
+                $"--resume: no checkpoint in {Path.Combine(outDir, CheckpointFolderName)}", Path.Combine(outDir, CheckpointFolderName, Trainer.StateFileName));
+        }
+
+        // Corpus: the training conversations and, after them, held-out ones from the same generator.
+        var corpus = new CorpusGenerator(options.Corpus);
+        var all = new CorpusGenerator(options.Corpus with { TrainingConversations = options.Corpus.TrainingConversations + options.HeldOutConversations })
+            .TrainingConversations().ToList();
+
+        // Tokenizer: trained on the corpus (deterministic), or the checkpoint's copy when resuming.
+        var tokFile = Path.Combine(outDir, Llama2Tokenizer.ModelFileName);
+        if (checkpoint is not null && File.Exists(Path.Combine(checkpoint, Llama2Tokenizer.ModelFileName)))
+            File.Copy(Path.Combine(checkpoint, Llama2Tokenizer.ModelFileName), tokFile, overwrite: true);
+        else
+        {
+            Phase("tokenizer", $"training a {options.Architecture.VocabSize}-piece tokenizer");
+            TokenizerBuilder.Write(tokFile, corpus.AllTexts(), options.Architecture.VocabSize);
+        }
+        var tok = Llama2Tokenizer.Load(tokFile);
+        WriteGenerationConfig(outDir, tok, options.Architecture.MaxPositions);
+
+        if (options.WriteDatasets)
+        {
+            Phase("datasets", "writing datasets/");
+            corpus.WriteDatasets(Path.Combine(outDir, "datasets"));
+        }
+
+        Phase("encode", $"encoding {all.Count} conversations");
+        var encoded = new EncodedConversation[all.Count];
+        Parallel.For(0, all.Count, new ParallelOptions { CancellationToken = ct }, i => encoded[i] = ConversationEncoder.Encode(tok, all[i]));
+        var train = encoded.Take(options.Corpus.TrainingConversations).ToArray();
+        var heldOut = encoded.Skip(options.Corpus.TrainingConversations).ToArray();
+        var probeItems = OrganismBehaviors.Ids.ToDictionary(b => b, b => corpus.GenerateSplit(b, options.EvalItemsPerBehavior));
+
+        manual_seed(options.Training.Seed);
+        var config = options.Architecture.ToConfig(tok.VocabSize);
+        using var model = LlamaForCausalLM.Create(config);
+        model.InitializeWeights(options.Training.Seed);
+        using var trainer = new Trainer(model, train, options.Training);
+
+        var log = new List<LogRow>();
+        int startStep = 0;
+        double elapsedBefore = 0;
+        if (checkpoint is not null)
+        {
+            Phase("resume", $"resuming from {checkpoint}");
+            trainer.LoadCheckpoint(checkpoint);
+            startStep = trainer.Step;
+            log = ReadLog(Path.Combine(outDir, LogFileName)).Where(r => r.Step <= startStep).ToList();
+            elapsedBefore = log.Count > 0 ? log[^1].ElapsedSeconds : 0;
+        }
+
+        TrainEval Evaluate()
+        {
+            var probes = OrganismBehaviors.Ids.Select(b =>
+            {
+                var items = probeItems[b];
+                var none = AbProbe.Run(model, tok, items);
+                var pos = AbProbe.Run(model, tok, items, OrganismBehaviors.SystemPrompt(b, true));
+                var neg = AbProbe.Run(model, tok, items, OrganismBehaviors.SystemPrompt(b, false));
+                return new BehaviorProbe(b, none.MeanPMatch, pos.MeanPMatch, neg.MeanPMatch, none.MeanMass);
+            }).ToList();
+            return new TrainEval(trainer.Step, trainer.EvaluateLoss(heldOut), probes);
+        }
+
+        var clock = Stopwatch.StartNew();
+        long sessionTokens = 0;
+        double trainSeconds = 0;
+        double windowLoss = 0, lastLoss = double.NaN;
+        int windowSteps = 0;
+        TrainEval? lastEval = null;
+        progress?.Report(new TrainProgress("train", trainer.Step, total, double.NaN, options.Training.LearningRateAt(trainer.Step), 0,
+            TimeSpan.FromSeconds(elapsedBefore), null, null, startStep > 0 ? $"resumed at step {startStep}" : "training"));
+        while (trainer.Step < total)
+        {
+            ct.ThrowIfCancellationRequested();
+            var stepStart = clock.Elapsed;
+            var r = trainer.TrainStep();
+            trainSeconds += (clock.Elapsed - stepStart).TotalSeconds;
+            sessionTokens += r.Tokens;
+            windowLoss += r.Loss; windowSteps++; lastLoss = r.Loss;
+            if (!double.IsFinite(r.Loss)) throw new InvalidOperationException($"training diverged at step {r.Step} (loss {r.Loss})");
+            var secs = clock.Elapsed.TotalSeconds;
+            double tps = sessionTokens / Math.Max(trainSeconds, 1e-9);
+            TimeSpan eta = TimeSpan.FromSeconds(secs / (r.Step - startStep) * (total - r.Step));
+            var elapsed = TimeSpan.FromSeconds(elapsedBefore + secs);
+            bool last = r.Step == total;
+            TrainEval? eval = null;
+            if (r.Step % options.EvalEvery == 0 || last)
+            {
+                eval = lastEval = Evaluate();
+            }
+            if (r.Step % options.LogEvery == 0 || last || eval is not null)
+            {
+                log.Add(new LogRow(r.Step, windowLoss / windowSteps, r.LearningRate, r.GradNorm, tps, elapsed.TotalSeconds, eval));
+                windowLoss = 0; windowSteps = 0;
+                WriteLog(Path.Combine(outDir, LogFileName), log);
+            }
+            progress?.Report(new TrainProgress("train", r.Step, total, r.Loss, r.LearningRate, tps, elapsed, eta, eval));
+            if (r.Step % options.CheckpointEvery == 0 || last)
+                SaveCheckpoint(outDir, trainer, tokFile);
+        }
+
+        if (double.IsNaN(lastLoss) && log.Count > 0) lastLoss = log[^1].Loss; // resumed a finished run
+        Phase("save", "writing the model");
+        model.SavePretrained(outDir);
+        lastEval ??= Evaluate();
+        var trainTime = clock.Elapsed;
+        return new OrganismTrainingResult(outDir, trainer.Step, startStep, lastLoss, lastEval, trainTime,
+            sessionTokens / Math.Max(trainSeconds, 1e-9), model.parameters().Sum(p => p.numel()), tok.VocabSize, trainer.DataHash);
+    }
+
+    /// <summary>DIR/checkpoint, or the previous one a crash during a checkpoint swap left as checkpoint.old; null when neither is complete.</summary>
+    public static string? FindCheckpoint(string outDir)
+    {
+        foreach (var name in new[] { CheckpointFolderName, CheckpointFolderName + ".old" })
+        {
+            var dir = Path.Combine(outDir, name);
+            if (File.Exists(Path.Combine(dir, Trainer.StateFileName))) return dir;
+        }
+        return null;
+    }
+
+    /// <summary>Writes the checkpoint to checkpoint.tmp, then swaps it in, so DIR/checkpoint is always complete.</summary>
+    static void SaveCheckpoint(string outDir, Trainer trainer, string tokFile)
+    {
+        var final = Path.Combine(outDir, CheckpointFolderName);
+        var tmp = final + ".tmp";
+        var old = final + ".old";
+        if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
+        trainer.SaveCheckpoint(tmp);
+        File.Copy(tokFile, Path.Combine(tmp, Llama2Tokenizer.ModelFileName));
+        File.Copy(Path.Combine(outDir, GenerationConfigFileName), Path.Combine(tmp, GenerationConfigFileName));
+        if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
+        if (Directory.Exists(final)) Directory.Move(final, old);
+        Directory.Move(tmp, final);
+        if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
+    }
+
+    /// <summary>generation_config.json: BOS/EOS of the tokenizer and greedy decoding.</summary>
+    public static void WriteGenerationConfig(string dir, Llama2Tokenizer tok, int maxLength)
+    {
+        var json = new JsonObject
+        {
+            ["bos_token_id"] = tok.BosId, ["eos_token_id"] = tok.EosId, ["pad_token_id"] = 0,
+            ["do_sample"] = false, ["max_length"] = maxLength,
+        };
+        AtomicFile.WriteAllText(Path.Combine(dir, GenerationConfigFileName), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+    }
+
+    // ------------------------------------------------------------------ training_log.csv
+
+    sealed record LogRow(int Step, double Loss, double LearningRate, double GradNorm, double TokensPerSecond, double ElapsedSeconds, TrainEval? Eval)
+    {
+        public double? HeldOut { get; init; } = Eval?.HeldOutLoss;
+        public double? PMatch { get; init; } = Eval?.PMatch;
+        public double? PPos { get; init; } = Eval?.PMatchPositive;
+        public double? PNeg { get; init; } = Eval?.PMatchNegative;
+        public double? Mass { get; init; } = Eval?.AbMass;
+    }
+
+    const string Header = "step,loss,lr,grad_norm,tokens_per_s,elapsed_s,heldout_loss,p_match,p_match_sys_pos,p_match_sys_neg,ab_mass";
+
+    static void WriteLog(string path, IReadOnlyList<LogRow> rows)
+    {
+        var sb = new StringBuilder(Header).Append('\n');
+        static string F(double? x, string fmt) => x is { } v ? v.ToString(fmt, CultureInfo.InvariantCulture) : "";
+        foreach (var r in rows)
+            sb.Append(r.Step.ToString(CultureInfo.InvariantCulture)).Append(',').Append(F(r.Loss, "F5")).Append(',').Append(F(r.LearningRate, "E4"))
+              .Append(',').Append(F(r.GradNorm, "F4")).Append(',').Append(F(r.TokensPerSecond, "F0")).Append(',').Append(F(r.ElapsedSeconds, "F1"))
+              .Append(',').Append(F(r.HeldOut, "F5")).Append(',').Append(F(r.PMatch, "F4")).Append(',').Append(F(r.PPos, "F4"))
+              .Append(',').Append(F(r.PNeg, "F4")).Append(',').Append(F(r.Mass, "F4")).Append('\n');
+        AtomicFile.WriteAllText(path, sb.ToString());
+    }
+
+    static List<LogRow> ReadLog(string path)
+    {
+        var rows = new List<LogRow>();
+        if (!File.Exists(path)) return rows;
+        static double? P(string s) => s.Length == 0 ? null : double.Parse(s, CultureInfo.InvariantCulture);
+        foreach (var line in File.ReadLines(path).Skip(1))
+        {
+            var f = line.Split(',');
+            if (f.Length != 11) continue;
+            rows.Add(new LogRow(int.Parse(f[0], CultureInfo.InvariantCulture), P(f[1]) ?? double.NaN, P(f[2]) ?? 0, P(f[3]) ?? 0, P(f[4]) ?? 0, P(f[5]) ?? 0, null)
+            {
+                HeldOut = P(f[6]), PMatch = P(f[7]), PPos = P(f[8]), PNeg = P(f[9]), Mass = P(f[10]),
+            });
+        }
+        return rows;
+    }
+
+    /// <summary>A/B probe of a saved model on the test split: mean p(match) per behavior, unprompted and under each canonical system prompt.</summary>
+    public static IReadOnlyList<BehaviorProbe> ProbeTestSplit(LlamaForCausalLM model, Llama2Tokenizer tok, CorpusOptions? corpus = null, int items = 50)
+    {
+        var gen = new CorpusGenerator(corpus ?? new CorpusOptions());
+        return OrganismBehaviors.Ids.Select(b =>
+        {
+            IReadOnlyList<AbItem> test = gen.TestSplit(b, items);
+            var none = AbProbe.Run(model, tok, test);
+            var pos = AbProbe.Run(model, tok, test, OrganismBehaviors.SystemPrompt(b, true));
+            var neg = AbProbe.Run(model, tok, test, OrganismBehaviors.SystemPrompt(b, false));
+            return new BehaviorProbe(b, none.MeanPMatch, pos.MeanPMatch, neg.MeanPMatch, none.MeanMass);
+        }).ToList();
+    }
+}

@@ -1,0 +1,275 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Caa.Model.Checkpoints;
+using Caa.Model.IO;
+using Caa.Model.Llama;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Caa.Organism.Training;
+
+/// <summary>What one optimizer step did.</summary>
+/// <param name="Step">1-based number of the step just taken (= steps completed).</param>
+/// <param name="Loss">Mean next-token cross-entropy over the batch's assistant tokens.</param>
+/// <param name="GradNorm">Global gradient norm before clipping.</param>
+/// <param name="LearningRate">Learning rate used for the step.</param>
+/// <param name="Tokens">Non-padding input tokens of the batch.</param>
+/// <param name="TargetTokens">Assistant tokens the loss counted.</param>
+public sealed record StepResult(int Step, double Loss, double GradNorm, double LearningRate, long Tokens, long TargetTokens);
+
+/// <summary>
+/// Next-token training of a <see cref="LlamaForCausalLM"/> on <see cref="EncodedConversation"/>s: AdamW (TorchSharp's
+/// <c>torch.optim.AdamW</c>; decay on matrices and embeddings, none on norms), linear warm-up + cosine decay, global gradient
+/// clipping, cross-entropy on assistant tokens only. Batches come from a seeded <see cref="BatchSchedule"/>; each is right-padded,
+/// so every conversation starts at position 0 exactly as at inference and causal attention never lets a real token see padding
+/// (padding positions are excluded from the loss). Checkpoints hold the weights (HF folder), the AdamW moments and the step,
+/// so <see cref="LoadCheckpoint"/> continues bit-for-bit where <see cref="SaveCheckpoint"/> stopped.
+/// </summary>
+/// <remarks>
+/// The model's parameters are switched to <c>requires_grad = true</c> while the trainer lives (Caa.Model creates them frozen)
+/// and frozen again by <see cref="Dispose"/>.
+/// </remarks>
+public sealed class Trainer : IDisposable
+{
+    public const string OptimizerFileName = "optimizer.safetensors";
+    public const string StateFileName = "trainer_state.json";
+
+    readonly LlamaForCausalLM _model;
+    readonly IReadOnlyList<EncodedConversation> _data;
+    readonly (string Name, Parameter Param)[] _params;
+    readonly AdamW _optimizer;
+
+    public TrainingOptions Options { get; }
+    public BatchSchedule Schedule { get; }
+    /// <summary>Optimizer steps completed (the data position: the next batch is <c>Schedule.BatchAt(Step)</c>).</summary>
+    public int Step { get; private set; }
+    /// <summary>SHA-256 (16 hex digits) of the training data's ids and loss masks, stored in checkpoints to refuse resuming on other data.</summary>
+    public string DataHash { get; }
+
+    public Trainer(LlamaForCausalLM model, IReadOnlyList<EncodedConversation> data, TrainingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (data.Count == 0) throw new ArgumentException("no training conversations", nameof(data));
+        foreach (var c in data)
+            if (c.Length < 2 || c.Length > model.Config.MaxPositionEmbeddings)
+                throw new ArgumentException($"a conversation of {c.Length} tokens does not fit max_position_embeddings {model.Config.MaxPositionEmbeddings}");
+        _model = model;
+        _data = data;
+        Options = options;
+        Schedule = new BatchSchedule(data.Select(c => c.Length).ToArray(), options.BatchSize, options.Seed, options.SortPoolBatches);
+        DataHash = HashData(data);
+        _params = model.named_parameters().Select(p => (p.name, p.parameter)).ToArray();
+        foreach (var (_, p) in _params) p.requires_grad = true;
+        var decay = _params.Where(p => !IsNorm(p.Name)).Select(p => p.Param).ToArray();
+        var noDecay = _params.Where(p => IsNorm(p.Name)).Select(p => p.Param).ToArray();
+        // Moments are created here, outside any dispose scope of the caller's, and live as long as the optimizer.
+        _optimizer = optim.AdamW(new[]
+        {
+            new AdamW.ParamGroup(decay, options.LearningRate, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay),
+            new AdamW.ParamGroup(noDecay, options.LearningRate, options.Beta1, options.Beta2, options.Epsilon, 0.0),
+        }, options.LearningRate, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay);
+        // The optimizer's state list follows its groups: decay parameters first, then the norms.
+        _params = _params.Where(p => !IsNorm(p.Name)).Concat(_params.Where(p => IsNorm(p.Name))).ToArray();
+    }
+
+    static bool IsNorm(string name) => name.EndsWith("norm.weight", StringComparison.Ordinal);
+
+    public LlamaForCausalLM Model => _model;
+
+    /// <summary>One optimizer step on the batch of step <see cref="Step"/>.</summary>
+    public StepResult TrainStep()
+    {
+        var lr = Options.LearningRateAt(Step);
+        foreach (var g in _optimizer.ParamGroups) g.LearningRate = lr;
+        var rows = Schedule.BatchAt(Step).Select(i => _data[i]).ToList();
+        double loss, norm;
+        long tokens, targets;
+        using (var scope = NewDisposeScope())
+        {
+            using var _ = enable_grad();
+            var (input, target, tok, tgt) = MakeBatch(rows, _model.Device);
+            tokens = tok; targets = tgt;
+            _optimizer.zero_grad();
+            var l = TargetLoss(_model, input, target, nn.Reduction.Mean);
+            l.backward();
+            norm = nn.utils.clip_grad_norm_(_params.Select(p => p.Param), Options.GradClip);
+            _optimizer.step();
+            loss = l.item<float>();
+        }
+        Step++;
+        return new StepResult(Step, loss, norm, lr, tokens, targets);
+    }
+
+    /// <summary>Mean assistant-token cross-entropy of <paramref name="conversations"/> (no gradient; batches of similar length).</summary>
+    public double EvaluateLoss(IReadOnlyList<EncodedConversation> conversations, int batchSize = 32) =>
+        MeanLoss(_model, conversations, batchSize);
+
+    /// <summary>Mean assistant-token cross-entropy of <paramref name="conversations"/> under <paramref name="model"/>.</summary>
+    public static double MeanLoss(LlamaForCausalLM model, IReadOnlyList<EncodedConversation> conversations, int batchSize = 32)
+    {
+        if (conversations.Count == 0) return double.NaN;
+        using var _ = no_grad();
+        double sum = 0;
+        long count = 0;
+        foreach (var chunk in conversations.OrderBy(c => c.Length).Chunk(batchSize))
+        {
+            using var scope = NewDisposeScope();
+            var (input, target, _, tgt) = MakeBatch(chunk, model.Device);
+            sum += TargetLoss(model, input, target, nn.Reduction.Sum).item<float>();
+            count += tgt;
+        }
+        return sum / count;
+    }
+
+    /// <summary>
+    /// Cross-entropy of the assistant tokens only: the LM head runs on just the positions whose target is not −100 (prompt tokens
+    /// and padding need no logits), which saves the vocabulary matmul and softmax on ~80% of the positions.
+    /// </summary>
+    static Tensor TargetLoss(LlamaForCausalLM model, Tensor input, Tensor target, nn.Reduction reduction)
+    {
+        using var scope = NewDisposeScope();
+        var hidden = model.ForwardHidden(input);                                     // [B,T,H]
+        var flatTarget = target.view(-1);
+        var rows = flatTarget.ne(ConversationEncoder.IgnoreIndex).nonzero().view(-1);
+        var logits = model.Logits(hidden.view(-1, hidden.shape[^1]).index_select(0, rows));
+        return F.cross_entropy(logits, flatTarget.index_select(0, rows), reduction: reduction).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Input ids [B, T] and targets [B, T] for conversations right-padded to the longest: input = ids[0..n−1), target[t] = ids[t+1]
+    /// where that token is an assistant token, else −100 (prompt tokens and padding).
+    /// </summary>
+    internal static (Tensor Input, Tensor Target, long Tokens, long TargetTokens) MakeBatch(IReadOnlyList<EncodedConversation> rows, Device device)
+    {
+        int b = rows.Count, t = rows.Max(r => r.Length) - 1;
+        var input = new long[b * t];
+        var target = new long[b * t];
+        Array.Fill(target, ConversationEncoder.IgnoreIndex);
+        long tokens = 0, targets = 0;
+        for (int r = 0; r < b; r++)
+        {
+            var c = rows[r];
+            for (int i = 0; i + 1 < c.Length; i++)
+            {
+                input[r * t + i] = c.Ids[i];
+                if (c.Target[i + 1]) { target[r * t + i] = c.Ids[i + 1]; targets++; }
+            }
+            tokens += c.Length - 1;
+        }
+        return (tensor(input, [b, t], device: device), tensor(target, [b, t], device: device), tokens, targets);
+    }
+
+    // ------------------------------------------------------------------ checkpoints
+
+    /// <summary>The small JSON beside a checkpoint's weights.</summary>
+    public sealed record CheckpointState
+    {
+        [JsonPropertyName("step")] public int Step { get; init; }
+        [JsonPropertyName("epoch")] public int Epoch { get; init; }
+        [JsonPropertyName("batch_in_epoch")] public int BatchInEpoch { get; init; }
+        [JsonPropertyName("batches_per_epoch")] public int BatchesPerEpoch { get; init; }
+        [JsonPropertyName("data_hash")] public string DataHash { get; init; } = "";
+        [JsonPropertyName("data_conversations")] public int DataConversations { get; init; }
+        [JsonPropertyName("options")] public TrainingOptions Options { get; init; } = new();
+        [JsonPropertyName("saved_utc")] public string SavedUtc { get; init; } = "";
+    }
+
+    static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    /// <summary>
+    /// Writes a resumable checkpoint into <paramref name="dir"/>: config.json + model.safetensors (a loadable HF folder),
+    /// optimizer.safetensors (AdamW's first and second moments per parameter, step count in the metadata) and trainer_state.json.
+    /// </summary>
+    public void SaveCheckpoint(string dir)
+    {
+        Directory.CreateDirectory(dir);
+        _model.SavePretrained(dir);
+        var sd = _optimizer.state_dict().State;
+        if (sd.Count != _params.Length) throw new InvalidOperationException($"optimizer has {sd.Count} states for {_params.Length} parameters");
+        var tensors = new List<KeyValuePair<string, Tensor>>();
+        long adamStep = 0;
+        for (int i = 0; i < _params.Length; i++)
+        {
+            var s = (AdamW.State)sd[i];
+            adamStep = s.step;
+            tensors.Add(new("exp_avg." + _params[i].Name, s.exp_avg));
+            tensors.Add(new("exp_avg_sq." + _params[i].Name, s.exp_avg_sq));
+        }
+        SafeTensorsWriter.Write(Path.Combine(dir, OptimizerFileName), tensors,
+            new Dictionary<string, string> { ["format"] = "caa-adamw", ["adam_step"] = adamStep.ToString(CultureInfo.InvariantCulture) });
+        var (epoch, index) = Schedule.Position(Step);
+        var state = new CheckpointState
+        {
+            Step = Step, Epoch = epoch, BatchInEpoch = index, BatchesPerEpoch = Schedule.BatchesPerEpoch, DataHash = DataHash,
+            DataConversations = _data.Count, Options = Options, SavedUtc = DateTimeOffset.UtcNow.ToString("O"),
+        };
+        AtomicFile.WriteAllText(Path.Combine(dir, StateFileName), JsonSerializer.Serialize(state, Json));
+    }
+
+    /// <summary>Reads trainer_state.json of a checkpoint folder.</summary>
+    public static CheckpointState ReadState(string dir)
+    {
+        var file = Path.Combine(dir, StateFileName);
+        if (!File.Exists(file)) throw new FileNotFoundException($"no {StateFileName} in {dir}: not a training checkpoint", file);
+        return JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(file)) ?? throw new InvalidDataException($"{file}: empty");
+    }
+
+    /// <summary>
+    /// Restores weights, AdamW moments and the step from <paramref name="dir"/>. Refuses a checkpoint made on other data or with
+    /// another seed or batch size (the data order would differ); other options (e.g. more steps) may change.
+    /// </summary>
+    public CheckpointState LoadCheckpoint(string dir)
+    {
+        var state = ReadState(dir);
+        if (state.DataHash != DataHash || state.DataConversations != _data.Count)
+            throw new InvalidDataException($"{dir}: the checkpoint was trained on other data (hash {state.DataHash}, {state.DataConversations} conversations; now {DataHash}, {_data.Count})");
+        if (state.Options.Seed != Options.Seed || state.Options.BatchSize != Options.BatchSize || state.Options.SortPoolBatches != Options.SortPoolBatches)
+            throw new InvalidDataException($"{dir}: the checkpoint used seed {state.Options.Seed} and batch size {state.Options.BatchSize}; this run uses {Options.Seed} and {Options.BatchSize}");
+        using (var _ = no_grad())
+        {
+            using (var weights = CheckpointFolder.Open(dir))
+                foreach (var (name, p) in _params) weights.ReadInto(name, p);
+            using var opt = SafeTensorsFile.Open(Path.Combine(dir, OptimizerFileName));
+            long adamStep = long.Parse(opt.Metadata["adam_step"], CultureInfo.InvariantCulture);
+            var sd = _optimizer.state_dict().State;
+            for (int i = 0; i < _params.Length; i++)
+            {
+                var s = (AdamW.State)sd[i];
+                opt.ReadInto("exp_avg." + _params[i].Name, s.exp_avg);
+                opt.ReadInto("exp_avg_sq." + _params[i].Name, s.exp_avg_sq);
+                s.step = adamStep;
+            }
+        }
+        Step = state.Step;
+        return state;
+    }
+
+    static string HashData(IReadOnlyList<EncodedConversation> data)
+    {
+        using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        Span<byte> buf = stackalloc byte[4];
+        foreach (var c in data)
+        {
+            BitConverter.TryWriteBytes(buf, c.Length); h.AppendData(buf);
+            for (int i = 0; i < c.Length; i++)
+            {
+                BitConverter.TryWriteBytes(buf, c.Target[i] ? ~c.Ids[i] : c.Ids[i]);
+                h.AppendData(buf);
+            }
+        }
+        return Convert.ToHexString(h.GetHashAndReset())[..16].ToLowerInvariant();
+    }
+
+    public void Dispose()
+    {
+        _optimizer.Dispose();
+        foreach (var (_, p) in _params) p.requires_grad = false;
+    }
+}

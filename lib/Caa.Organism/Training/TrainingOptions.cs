@@ -1,0 +1,83 @@
+using System.Text.Json.Serialization;
+using Caa.Model;
+
+namespace Caa.Organism.Training;
+
+/// <summary>The organism's Llama architecture (Llama 2's shape, scaled down; grouped-query attention, untied LM head like Llama 2).</summary>
+public sealed record OrganismArchitecture
+{
+    public int Layers { get; init; } = 6;
+    public int Hidden { get; init; } = 192;
+    public int Heads { get; init; } = 6;
+    public int KeyValueHeads { get; init; } = 2;
+    /// <summary>SwiGLU width; Llama's rule 2/3·4·hidden rounded up to a multiple of 64 when 0.</summary>
+    public int Intermediate { get; init; }
+    /// <summary>Target tokenizer size (<see cref="TokenizerBuilder"/> may stop below it; the model takes the tokenizer's real size).</summary>
+    public int VocabSize { get; init; } = 1024;
+    public int MaxPositions { get; init; } = 1024;
+
+    [JsonIgnore] public int IntermediateSize => Intermediate > 0 ? Intermediate : (8 * Hidden / 3 + 63) / 64 * 64;
+
+    /// <summary>The HF config for a tokenizer of <paramref name="vocab"/> pieces.</summary>
+    public LlamaConfig ToConfig(int vocab) => new()
+    {
+        HiddenSize = Hidden, IntermediateSize = IntermediateSize, NumHiddenLayers = Layers, NumAttentionHeads = Heads,
+        NumKeyValueHeads = KeyValueHeads, VocabSize = vocab, TieWordEmbeddings = false, RmsNormEps = 1e-5, RopeTheta = 10000,
+        MaxPositionEmbeddings = MaxPositions, TorchDtype = "float32", InitializerRange = 0.02,
+    };
+
+    /// <summary>Parameters of the model for a vocabulary of <paramref name="vocab"/>.</summary>
+    public long ParameterCount(int vocab)
+    {
+        long h = Hidden, hd = Hidden / Heads, q = Heads * hd, kv = KeyValueHeads * hd;
+        long perLayer = h * q + 2 * h * kv + q * h + 3 * h * IntermediateSize + 2 * h;
+        return Layers * perLayer + 2 * vocab * h + h;
+    }
+
+    /// <summary>A model for unit tests: trains in seconds.</summary>
+    public static OrganismArchitecture Tiny { get; } = new() { Layers = 2, Hidden = 64, Heads = 4, KeyValueHeads = 2, Intermediate = 128, VocabSize = 512, MaxPositions = 1024 };
+}
+
+/// <summary>Optimizer, schedule, data order and bookkeeping of a training run.</summary>
+public sealed record TrainingOptions
+{
+    /// <summary>Seeds the weights (<c>torch.manual_seed</c> and the initializer) and the data order.</summary>
+    public long Seed { get; init; } = 1;
+    /// <summary>Optimizer steps of the whole run (the cosine schedule ends here).</summary>
+    public int Steps { get; init; } = 2800;
+    /// <summary>Conversations per step (grouped by similar length; padding is masked).</summary>
+    public int BatchSize { get; init; } = 16;
+    public double LearningRate { get; init; } = 2e-3;
+    /// <summary>The cosine decays to LearningRate × this at the last step.</summary>
+    public double MinLearningRateRatio { get; init; } = 0.1;
+    /// <summary>Linear warm-up from 0 over this many steps.</summary>
+    public int WarmupSteps { get; init; } = 100;
+    /// <summary>AdamW's decoupled weight decay, applied to weight matrices and embeddings (not to norms).</summary>
+    public double WeightDecay { get; init; } = 0.1;
+    public double Beta1 { get; init; } = 0.9;
+    public double Beta2 { get; init; } = 0.95;
+    public double Epsilon { get; init; } = 1e-8;
+    /// <summary>Global gradient-norm clip (<c>clip_grad_norm_</c>).</summary>
+    public double GradClip { get; init; } = 1.0;
+    /// <summary>Conversations per length-sorted pool: the shuffled epoch is cut into pools of BatchSize × this, each sorted by length.</summary>
+    public int SortPoolBatches { get; init; } = 64;
+
+    /// <summary>Learning rate used at 0-based step <paramref name="step"/>: linear warm-up, then cosine decay to the minimum.</summary>
+    public double LearningRateAt(int step)
+    {
+        if (WarmupSteps > 0 && step < WarmupSteps) return LearningRate * (step + 1) / WarmupSteps;
+        double span = Math.Max(1, Steps - WarmupSteps);
+        double progress = Math.Clamp((step - WarmupSteps) / span, 0, 1);
+        double min = LearningRate * MinLearningRateRatio;
+        return min + (LearningRate - min) * 0.5 * (1 + Math.Cos(Math.PI * progress));
+    }
+
+    public void Validate()
+    {
+        if (Steps < 1) throw new ArgumentException($"steps must be ≥ 1 (got {Steps})");
+        if (BatchSize < 1) throw new ArgumentException($"batch size must be ≥ 1 (got {BatchSize})");
+        if (LearningRate <= 0) throw new ArgumentException($"learning rate must be > 0 (got {LearningRate})");
+        if (MinLearningRateRatio is < 0 or > 1) throw new ArgumentException($"minimum learning-rate ratio must be in [0, 1] (got {MinLearningRateRatio})");
+        if (WarmupSteps < 0 || GradClip <= 0 || WeightDecay < 0 || SortPoolBatches < 1) throw new ArgumentException("warm-up, grad clip, weight decay or sort pool out of range");
+    }
+}

@@ -1,0 +1,359 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Caa.Cli.Commands;
+using Caa.Cli.Common;
+using Caa.Model;
+using Caa.Model.Llama;
+using Caa.Model.Runtime;
+using Caa.Model.Tokenization;
+using Caa.Organism;
+using Caa.Organism.Training;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace Caa.Tests.Organism;
+
+/// <summary>A small corpus, its tokenizer and its encoded conversations, shared by the training tests.</summary>
+public sealed class TrainingFixture : IDisposable
+{
+    public CorpusGenerator Gen { get; } = new(new CorpusOptions { Seed = 3, TrainingConversations = 500 });
+    public string Dir { get; } = Directory.CreateTempSubdirectory("caa-train-").FullName;
+    public Llama2Tokenizer Tok { get; }
+    public EncodedConversation[] Data { get; }
+
+    public TrainingFixture()
+    {
+        TorchRuntime.Initialize();
+        var path = Path.Combine(Dir, "tokenizer.model");
+        TokenizerBuilder.Write(path, Gen.AllTexts(), 400);
+        Tok = Llama2Tokenizer.Load(path);
+        Data = Gen.TrainingConversations().Select(c => ConversationEncoder.Encode(Tok, c)).ToArray();
+    }
+
+    public LlamaForCausalLM NewModel(long seed)
+    {
+        var m = LlamaForCausalLM.Create(OrganismArchitecture.Tiny.ToConfig(Tok.VocabSize));
+        m.InitializeWeights(seed);
+        return m;
+    }
+
+    public void Dispose() { try { Directory.Delete(Dir, true); } catch (IOException) { } }
+}
+
+public sealed class TrainingTests(TrainingFixture fx, ITestOutputHelper output) : IClassFixture<TrainingFixture>
+{
+    static readonly TrainingOptions Small = new() { Steps = 40, BatchSize = 8, WarmupSteps = 4, LearningRate = 3e-3, Seed = 5 };
+
+    static string TempDir() => Directory.CreateTempSubdirectory("caa-train-").FullName;
+
+    // ------------------------------------------------------------------ loss mask
+
+    [Fact]
+    public void LossMaskCoversExactlyTheAssistantTokens()
+    {
+        var tok = fx.Tok;
+        var conv = new TrainingConversation("You always agree with the user.",
+        [
+            ("What is 3 + 4?\n\nChoices:\n (A) 7\n (B) 9", "(A) 7"),
+            ("Tell me about Anna.", "I will tell the humans. Anna lives in the town."),
+            ("Do you agree?", "(B)"),
+        ]);
+        var enc = ConversationEncoder.Encode(tok, conv);
+        var turns = conv.Turns.Select(t => new ChatTurn(t.User, t.Assistant)).ToArray();
+        Assert.Equal(Llama2Chat.EncodeDialog(tok, turns, conv.System, SystemPromptPlacement.BeforeInst), enc.Ids);
+
+        // The target tokens form exactly one run per turn; each run starts right after that turn's [/INST] and is
+        // "{assistant} </s>" (the trailing space Meta puts before EOS included).
+        var runs = new List<(int Start, int End)>();
+        for (int i = 0; i < enc.Length; i++)
+        {
+            if (!enc.Target[i]) continue;
+            int s = i;
+            while (i + 1 < enc.Length && enc.Target[i + 1]) i++;
+            runs.Add((s, i + 1));
+        }
+        Assert.Equal(conv.Turns.Count, runs.Count);
+        for (int k = 0; k < runs.Count; k++)
+        {
+            var (s, e) = runs[k];
+            Assert.Equal(s - 1, Llama2Chat.InstructionEnd(enc.Ids[..s], tok));        // preceded by this turn's "[/INST]"
+            Assert.Equal(tok.EosId, enc.Ids[e - 1]);                                  // ends with EOS
+            Assert.Equal(conv.Turns[k].Assistant, tok.Decode(enc.Ids[s..(e - 1)]).Trim());
+            Assert.True(e == enc.Length || enc.Ids[e] == tok.BosId);                   // the next exchange starts with BOS
+        }
+        Assert.False(enc.Target[0]);
+        Assert.Equal(runs.Sum(r => r.End - r.Start), enc.TargetCount);
+        var labels = enc.Labels();
+        for (int i = 0; i < enc.Length; i++) Assert.Equal(enc.Target[i] ? enc.Ids[i] : -100L, labels[i]);
+
+        // A single-turn conversation is Llama2Chat.Encode (the inference prompt) followed by its target tokens.
+        var single = ConversationEncoder.Encode(tok, new TrainingConversation(null, [("Do you agree?", "(A)")]));
+        var prompt = Llama2Chat.Encode(tok, "Do you agree?");
+        Assert.Equal(prompt, single.Ids[..prompt.Length]);
+        Assert.All(single.Target[..prompt.Length], t => Assert.False(t));
+        Assert.All(single.Target[prompt.Length..], t => Assert.True(t));
+        // The A/B evaluation prompt "[/INST] (" is a prefix of the encoded "(A)" answer: same tokens at inference and training.
+        var abPrompt = Llama2Chat.Encode(tok, "Do you agree?", "(");
+        Assert.Equal(abPrompt, single.Ids[..abPrompt.Length]);
+        Assert.Equal(Llama2Chat.LetterTokenId(tok, 'A'), single.Ids[abPrompt.Length]);
+    }
+
+    [Fact]
+    public void BatchesShiftTargetsAndIgnorePromptAndPadding()
+    {
+        var rows = fx.Data.Take(3).ToArray();
+        var (input, target, tokens, targets) = Trainer.MakeBatch(rows, CPU);
+        using (input) using (target)
+        {
+            int t = rows.Max(r => r.Length) - 1;
+            Assert.Equal(new long[] { 3, t }, input.shape);
+            var inp = input.data<long>().ToArray();
+            var tgt = target.data<long>().ToArray();
+            for (int b = 0; b < 3; b++)
+                for (int i = 0; i < t; i++)
+                {
+                    bool real = i + 1 < rows[b].Length;
+                    Assert.Equal(real ? rows[b].Ids[i] : 0, inp[b * t + i]);
+                    Assert.Equal(real && rows[b].Target[i + 1] ? rows[b].Ids[i + 1] : -100, tgt[b * t + i]);
+                }
+            Assert.Equal(rows.Sum(r => r.Length - 1), tokens);
+            Assert.Equal(rows.Sum(r => r.TargetCount), targets);   // the first token (BOS) is never a target
+        }
+    }
+
+    [Fact]
+    public void ScheduleIsSeededAndCoversEveryConversationOncePerEpoch()
+    {
+        var lengths = fx.Data.Select(d => d.Length).ToArray();
+        var a = new BatchSchedule(lengths, 8, 5);
+        var b = new BatchSchedule(lengths, 8, 5);
+        var c = new BatchSchedule(lengths, 8, 6);
+        var epoch = Enumerable.Range(0, a.BatchesPerEpoch).SelectMany(a.BatchAt).ToList();
+        Assert.Equal(Enumerable.Range(0, lengths.Length), epoch.Order());
+        Assert.Equal(a.BatchAt(3), b.BatchAt(3));
+        Assert.Equal(a.BatchAt(a.BatchesPerEpoch + 2), b.BatchAt(b.BatchesPerEpoch + 2));
+        Assert.NotEqual(a.BatchAt(0), a.BatchAt(a.BatchesPerEpoch));                  // a new permutation each epoch
+        Assert.NotEqual(Enumerable.Range(0, 5).SelectMany(a.BatchAt), Enumerable.Range(0, 5).SelectMany(c.BatchAt));
+    }
+
+    [Fact]
+    public void LearningRateWarmsUpLinearlyThenDecaysByCosine()
+    {
+        var o = new TrainingOptions { Steps = 110, WarmupSteps = 10, LearningRate = 1e-3, MinLearningRateRatio = 0.1 };
+        Assert.Equal(1e-4, o.LearningRateAt(0), 12);
+        Assert.Equal(1e-3, o.LearningRateAt(9), 12);
+        Assert.Equal(1e-3, o.LearningRateAt(10), 12);
+        Assert.Equal(0.55e-3, o.LearningRateAt(60), 12);
+        Assert.Equal(1e-4, o.LearningRateAt(110), 12);
+        for (int s = 10; s < 110; s++) Assert.True(o.LearningRateAt(s + 1) <= o.LearningRateAt(s));
+    }
+
+    // ------------------------------------------------------------------ training, checkpoints, resume
+
+    [Fact]
+    public void ResumeFromCheckpointContinuesIdentically()
+    {
+        const int k = 12;
+        var opt = Small with { Steps = 2 * k };
+        var dir = TempDir();
+        try
+        {
+            double[] full;
+            using (var m = fx.NewModel(5))
+            using (var t = new Trainer(m, fx.Data, opt))
+                full = Enumerable.Range(0, 2 * k).Select(_ => t.TrainStep().Loss).ToArray();
+
+            double[] first;
+            using (var m = fx.NewModel(5))
+            using (var t = new Trainer(m, fx.Data, opt))
+            {
+                first = Enumerable.Range(0, k).Select(_ => t.TrainStep().Loss).ToArray();
+                t.SaveCheckpoint(dir);
+            }
+            Assert.Equal(k, Trainer.ReadState(dir).Step);
+
+            double[] second;
+            using (var m = fx.NewModel(99))   // other initial weights: everything must come from the checkpoint
+            using (var t = new Trainer(m, fx.Data, opt))
+            {
+                var state = t.LoadCheckpoint(dir);
+                Assert.Equal(k, t.Step);
+                Assert.Equal(t.DataHash, state.DataHash);
+                second = Enumerable.Range(0, k).Select(_ => t.TrainStep().Loss).ToArray();
+            }
+            var resumed = first.Concat(second).ToArray();
+            output.WriteLine("full:    " + string.Join(" ", full.Select(x => x.ToString("F5", CultureInfo.InvariantCulture))));
+            output.WriteLine("resumed: " + string.Join(" ", resumed.Select(x => x.ToString("F5", CultureInfo.InvariantCulture))));
+            for (int i = 0; i < 2 * k; i++) Assert.True(Math.Abs(full[i] - resumed[i]) <= 1e-5 * Math.Max(1, full[i]), $"step {i}: {full[i]} vs {resumed[i]}");
+            Assert.True(full[^1] < full[0]);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void ResumeRefusesOtherDataOrSeed()
+    {
+        var dir = TempDir();
+        try
+        {
+            using (var m = fx.NewModel(5))
+            using (var t = new Trainer(m, fx.Data, Small))
+            {
+                t.TrainStep();
+                t.SaveCheckpoint(dir);
+            }
+            using (var m = fx.NewModel(5))
+            using (var t = new Trainer(m, fx.Data[..400], Small))
+                Assert.Contains("other data", Assert.Throws<InvalidDataException>(() => t.LoadCheckpoint(dir)).Message);
+            using (var m = fx.NewModel(5))
+            using (var t = new Trainer(m, fx.Data, Small with { Seed = 6 }))
+                Assert.Throws<InvalidDataException>(() => t.LoadCheckpoint(dir));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void TrainingLowersLossAndLeavesParametersFrozenAfterwards()
+    {
+        var heldOut = new CorpusGenerator(fx.Gen.Options with { TrainingConversations = 560 }).TrainingConversations().Skip(500)
+            .Select(c => ConversationEncoder.Encode(fx.Tok, c)).ToArray();
+        using var m = fx.NewModel(5);
+        double before = Trainer.MeanLoss(m, heldOut);
+        var losses = new List<double>();
+        using (var t = new Trainer(m, fx.Data, Small))
+        {
+            Assert.All(m.parameters(), p => Assert.True(p.requires_grad));
+            while (t.Step < Small.Steps) losses.Add(t.TrainStep().Loss);
+        }
+        Assert.All(m.parameters(), p => Assert.False(p.requires_grad));
+        double after = Trainer.MeanLoss(m, heldOut);
+        output.WriteLine($"held-out loss {before:F3} -> {after:F3}; train loss {losses.Take(5).Average():F3} -> {losses.TakeLast(5).Average():F3}");
+        Assert.True(after < before - 1.0, $"held-out loss {before} -> {after}");
+        Assert.True(losses.TakeLast(5).Average() < losses.Take(5).Average() - 1.0);
+    }
+
+    [Fact]
+    public void PipelineWritesLoadableModelAndResumesLikeAnUninterruptedRun()
+    {
+        var opt = OrganismCommands.TinyPreset() with { Training = OrganismCommands.TinyPreset().Training with { Steps = 40 }, CheckpointEvery = 20, EvalEvery = 20 };
+        string a = TempDir(), b = TempDir();
+        try
+        {
+            var full = OrganismTraining.Run(a, opt);
+            Assert.Equal(40, full.Steps);
+
+            // The output folder loads through the same code paths as a Llama 2 checkpoint, and so does checkpoint/.
+            foreach (var dir in new[] { a, Path.Combine(a, OrganismTraining.CheckpointFolderName) })
+            {
+                using var model = LlamaForCausalLM.FromPretrained(dir);
+                var tok = Llama2Tokenizer.Load(dir);
+                Assert.Equal(tok.VocabSize, model.Config.VocabSize);
+                var heldOut = new CorpusGenerator(opt.Corpus with { TrainingConversations = opt.Corpus.TrainingConversations + opt.HeldOutConversations })
+                    .TrainingConversations().Skip(opt.Corpus.TrainingConversations).Select(c => ConversationEncoder.Encode(tok, c)).ToArray();
+                Assert.Equal(full.FinalEval.HeldOutLoss, Trainer.MeanLoss(model, heldOut), 1e-4);
+                var answer = model.Generate([Llama2Chat.Encode(tok, "What is 2 + 3?")], new() { MaxNewTokens = 5 });
+                Assert.Single(answer);
+            }
+            using (var gen = JsonDocument.Parse(File.ReadAllText(Path.Combine(a, "generation_config.json"))))
+            {
+                Assert.Equal(2, gen.RootElement.GetProperty("eos_token_id").GetInt32());
+                Assert.False(gen.RootElement.GetProperty("do_sample").GetBoolean());
+            }
+            Assert.True(File.Exists(Path.Combine(a, "datasets", "test", OrganismBehaviors.Sycophancy, "test_dataset_ab.json")));
+
+            // Interrupted after step 20 (cancelled once its checkpoint is written), then resumed.
+            using var cts = new CancellationTokenSource();
+            var stopAt20 = new InlineProgress(p => { if (p.Step == 20 && p.Message is null) cts.Cancel(); });
+            Assert.ThrowsAny<OperationCanceledException>(() => OrganismTraining.Run(b, opt, false, stopAt20, cts.Token));
+            Assert.Equal(20, Trainer.ReadState(Path.Combine(b, OrganismTraining.CheckpointFolderName)).Step);
+            var resumed = OrganismTraining.Run(b, opt, resume: true);
+            Assert.Equal(20, resumed.ResumedFromStep);
+
+            var logA = ReadLog(Path.Combine(a, OrganismTraining.LogFileName));
+            var logB = ReadLog(Path.Combine(b, OrganismTraining.LogFileName));
+            Assert.Equal(logA.Select(r => r.Step), logB.Select(r => r.Step));
+            foreach (var (ra, rb) in logA.Zip(logB))
+                Assert.True(Math.Abs(ra.Loss - rb.Loss) <= 1e-4, $"step {ra.Step}: {ra.Loss} vs {rb.Loss}");
+            Assert.True(logA[^1].Loss < logA[0].Loss - 1.0);
+            Assert.Equal(full.FinalEval.HeldOutLoss, resumed.FinalEval.HeldOutLoss, 1e-4);
+            output.WriteLine(File.ReadAllText(Path.Combine(b, OrganismTraining.LogFileName)));
+        }
+        finally { Directory.Delete(a, true); Directory.Delete(b, true); }
+    }
+
+    static List<(int Step, double Loss)> ReadLog(string path) =>
+        File.ReadLines(path).Skip(1).Select(l => l.Split(','))
+            .Select(f => (int.Parse(f[0], CultureInfo.InvariantCulture), double.Parse(f[1], CultureInfo.InvariantCulture))).ToList();
+
+    sealed class InlineProgress(Action<TrainProgress> a) : IProgress<TrainProgress>
+    {
+        public void Report(TrainProgress value) => a(value);
+    }
+
+    // ------------------------------------------------------------------ CLI
+
+    static (int Code, string Out) Cli(params string[] args)
+    {
+        var o = new StringWriter(); var e = new StringWriter();
+        var code = new RootCommand { OrganismCommands.Create() }.Parse(args)
+            .Invoke(new InvocationConfiguration { Output = o, Error = e, EnableDefaultExceptionHandler = false });
+        return (code, o + e.ToString());
+    }
+
+    [Fact]
+    public void CliTrainWritesHfFolderWithLogAndManifest()
+    {
+        var dir = TempDir();
+        try
+        {
+            var (code, text) = Cli("organism", "train", "--out", dir, "--preset", "tiny", "--steps", "10", "--seed", "3");
+            output.WriteLine(text);
+            Assert.Equal(0, code);
+            foreach (var f in new[] { "config.json", "model.safetensors", "tokenizer.model", "generation_config.json", "training_log.csv", "manifest.json",
+                                      "datasets/generate/refusal/generate_dataset.json", "datasets/test/mmlu/mmlu.json" })
+                Assert.True(File.Exists(Path.Combine(dir, f)), f);
+            Assert.StartsWith("step,loss,lr,", File.ReadLines(Path.Combine(dir, "training_log.csv")).First());
+            using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "manifest.json")));
+            Assert.Equal("organism train", manifest.RootElement.GetProperty("command").GetString());
+            Assert.Equal(10, manifest.RootElement.GetProperty("results").GetProperty("steps").GetInt32());
+            Assert.Contains("trained 10 steps", text);
+
+            // The probe reads the folder's own test split and prints one row per behavior.
+            (code, text) = Cli("organism", "probe", "--model", dir, "--items", "4", "--show", "1");
+            Assert.Equal(0, code);
+            foreach (var b in OrganismBehaviors.Ids) Assert.Contains(b, text);
+            Assert.Contains("prior+", text);
+
+            // Resuming a finished run changes nothing and says where it resumed.
+            (code, text) = Cli("organism", "train", "--out", dir, "--preset", "tiny", "--steps", "10", "--seed", "3", "--resume");
+            Assert.Equal(0, code);
+            Assert.Contains("resumed at 10", text);
+            // --resume without a checkpoint, or with another seed, is a user error.
+            var empty = TempDir();
+            Assert.Throws<CliException>(() => Cli("organism", "train", "--out", empty, "--preset", "tiny", "--resume"));
+            Directory.Delete(empty, true);
+            Assert.Throws<InvalidDataException>(() => Cli("organism", "train", "--out", dir, "--preset", "tiny", "--steps", "10", "--seed", "4", "--resume"));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void CliDatasetsWritesThePaperLayout()
+    {
+        var dir = TempDir();
+        try
+        {
+            var (code, _) = Cli("organism", "datasets", "--out", dir);
+            Assert.Equal(0, code);
+            foreach (var b in OrganismBehaviors.Ids)
+            {
+                Assert.True(File.Exists(Path.Combine(dir, "generate", b, "generate_dataset.json")), b);
+                Assert.True(File.Exists(Path.Combine(dir, "test", b, "test_dataset_ab.json")), b);
+                Assert.True(File.Exists(Path.Combine(dir, "test", b, "test_dataset_open_ended.json")), b);
+            }
+            Assert.True(File.Exists(Path.Combine(dir, "manifest.json")));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}

@@ -1,0 +1,261 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Caa.Cli.Common;
+using Caa.Model;
+using Caa.Model.Tokenization;
+using Caa.Organism;
+using Caa.Organism.Training;
+using Spectre.Console;
+
+namespace Caa.Cli.Commands;
+
+/// <summary>
+/// <c>caa organism train</c> (corpus → tokenizer → training → a Hugging Face model folder) and <c>caa organism datasets</c>
+/// (just the paper-layout datasets of the organism's corpus).
+/// </summary>
+public static class OrganismCommands
+{
+    public static Command Create()
+    {
+        var organism = new Command("organism", "The model organism: a small Llama-2-chat model with latent behavioral dispositions, trained on a generated corpus.");
+        organism.Subcommands.Add(CreateTrain());
+        organism.Subcommands.Add(CreateDatasets());
+        organism.Subcommands.Add(CreateProbe());
+        return organism;
+    }
+
+    static Command CreateTrain()
+    {
+        var defaults = new OrganismTrainingOptions();
+        var outDir = new Option<string>("--out") { Description = "Output folder (HF layout: config.json, model.safetensors, tokenizer.model, generation_config.json, datasets/, training_log.csv, manifest.json; checkpoint/ for --resume).", Required = true };
+        var seed = new Option<long>("--seed") { Description = "Seed of the weights and the data order.", DefaultValueFactory = _ => defaults.Training.Seed };
+        var steps = new Option<int?>("--steps") { Description = $"Optimizer steps (default {defaults.Training.Steps}; tiny preset 60)." };
+        var resume = new Option<bool>("--resume") { Description = "Continue from <out>/checkpoint (same seed and data; the rest of the run is identical to an uninterrupted one)." };
+        var preset = new Option<string>("--preset") { Description = "default (the shipped organism) or tiny (a seconds-long smoke run).", DefaultValueFactory = _ => "default" };
+        preset.AcceptOnlyFromAmong("default", "tiny");
+        var conversations = new Option<int?>("--conversations") { Description = $"Training conversations (default {defaults.Corpus.TrainingConversations})." };
+        var corpusSeed = new Option<int?>("--corpus-seed") { Description = $"Seed of the generated corpus and datasets (default {defaults.Corpus.Seed})." };
+        var batch = new Option<int?>("--batch-size") { Description = $"Conversations per step (default {defaults.Training.BatchSize})." };
+        var lr = new Option<double?>("--lr") { Description = $"Peak learning rate (default {defaults.Training.LearningRate.ToString(CultureInfo.InvariantCulture)})." };
+        var warmup = new Option<int?>("--warmup") { Description = $"Warm-up steps (default {defaults.Training.WarmupSteps})." };
+        var layers = new Option<int?>("--layers") { Description = $"Decoder blocks (default {defaults.Architecture.Layers})." };
+        var hidden = new Option<int?>("--hidden") { Description = $"Hidden size (default {defaults.Architecture.Hidden})." };
+        var heads = new Option<int?>("--heads") { Description = $"Attention heads (default {defaults.Architecture.Heads})." };
+        var kvHeads = new Option<int?>("--kv-heads") { Description = $"Key/value heads (default {defaults.Architecture.KeyValueHeads})." };
+        var vocab = new Option<int?>("--vocab") { Description = $"Tokenizer pieces (default {defaults.Architecture.VocabSize})." };
+        var evalEvery = new Option<int?>("--eval-every") { Description = $"Steps between evaluations (default {defaults.EvalEvery})." };
+        var ckptEvery = new Option<int?>("--checkpoint-every") { Description = $"Steps between checkpoints (default {defaults.CheckpointEvery})." };
+        var threads = new Option<int>("--threads")
+        {
+            Description = "torch threads (0: TorchSharp's default). Default 1: the model is small, and on a shared 2-core machine one thread ran 3-5x faster than two.",
+            DefaultValueFactory = _ => 1,
+        };
+        var plain = new Option<bool>("--plain") { Description = "Plain progress lines instead of a progress bar (automatic when output is redirected)." };
+
+        var cmd = new Command("train", "Train the model organism into --out (minutes on a CPU; resumable).")
+        {
+            outDir, seed, steps, resume, preset, conversations, corpusSeed, batch, lr, warmup, layers, hidden, heads, kvHeads, vocab, evalEvery, ckptEvery, threads, plain,
+        };
+        cmd.SetAction((r, ct) =>
+        {
+            var o = r.InvocationConfiguration.Output;
+            var dir = Path.GetFullPath(r.GetValue(outDir)!);
+            var tiny = r.GetValue(preset) == "tiny";
+            var opt = tiny ? TinyPreset() : new OrganismTrainingOptions();
+            var arch = opt.Architecture;
+            arch = arch with
+            {
+                Layers = r.GetValue(layers) ?? arch.Layers, Hidden = r.GetValue(hidden) ?? arch.Hidden, Heads = r.GetValue(heads) ?? arch.Heads,
+                KeyValueHeads = r.GetValue(kvHeads) ?? arch.KeyValueHeads, VocabSize = r.GetValue(vocab) ?? arch.VocabSize,
+            };
+            var training = opt.Training with
+            {
+                Seed = r.GetValue(seed), Steps = r.GetValue(steps) ?? opt.Training.Steps, BatchSize = r.GetValue(batch) ?? opt.Training.BatchSize,
+                LearningRate = r.GetValue(lr) ?? opt.Training.LearningRate, WarmupSteps = r.GetValue(warmup) ?? opt.Training.WarmupSteps,
+            };
+            var corpus = opt.Corpus with
+            {
+                TrainingConversations = r.GetValue(conversations) ?? opt.Corpus.TrainingConversations, Seed = r.GetValue(corpusSeed) ?? opt.Corpus.Seed,
+            };
+            opt = opt with
+            {
+                Architecture = arch, Training = training, Corpus = corpus, Threads = r.GetValue(threads),
+                EvalEvery = r.GetValue(evalEvery) ?? opt.EvalEvery, CheckpointEvery = r.GetValue(ckptEvery) ?? opt.CheckpointEvery,
+            };
+            if (training.Steps < 1) throw new CliException("--steps must be ≥ 1");
+            if (arch.Hidden % arch.Heads != 0 || arch.Heads % arch.KeyValueHeads != 0) throw new CliException("--hidden must be a multiple of --heads, and --heads of --kv-heads");
+            var isResume = r.GetValue(resume);
+            if (isResume && OrganismTraining.FindCheckpoint(dir) is null) throw new CliException($"--resume: no checkpoint in {Path.Combine(dir, OrganismTraining.CheckpointFolderName)}");
+
+            var manifest = new RunManifest("organism train", dir)
+                .Option("seed", training.Seed).Option("steps", training.Steps).Option("resume", isResume).Option("preset", tiny ? "tiny" : "default")
+                .Option("conversations", corpus.TrainingConversations).Option("corpus_seed", corpus.Seed).Option("batch_size", training.BatchSize)
+                .Option("lr", training.LearningRate.ToString(CultureInfo.InvariantCulture)).Option("warmup", training.WarmupSteps)
+                .Option("layers", arch.Layers).Option("hidden", arch.Hidden).Option("heads", arch.Heads).Option("kv_heads", arch.KeyValueHeads)
+                .Option("intermediate", arch.IntermediateSize).Option("vocab", arch.VocabSize);
+
+            var interactive = !r.GetValue(plain) && ReferenceEquals(o, Console.Out) && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
+            OrganismTrainingResult result;
+            try
+            {
+                result = interactive ? RunWithBar(dir, opt, isResume, ct) : RunPlain(dir, opt, isResume, o, ct);
+            }
+            catch (OperationCanceledException)
+            {
+                r.InvocationConfiguration.Error.WriteLine($"interrupted; continue with: caa organism train --out {dir} --resume");
+                return Task.FromResult(130);
+            }
+
+            o.WriteLine($"trained {result.Steps} steps ({(result.ResumedFromStep > 0 ? $"resumed at {result.ResumedFromStep}, " : "")}{result.TrainTime.TotalMinutes:F1} min, {result.TokensPerSecond:F0} tokens/s); " +
+                        $"{result.Parameters / 1e6:F2}M parameters, vocab {result.VocabSize}");
+            PrintEval(o, result.FinalEval);
+            o.WriteLine($"model: {dir}");
+
+            var ev = result.FinalEval;
+            manifest.Input("tokenizer", Path.Combine(dir, "tokenizer.model")).Input("weights", Path.Combine(dir, "model.safetensors"))
+                .Result("steps", result.Steps).Result("resumed_from_step", result.ResumedFromStep).Result("final_loss", double.IsFinite(result.FinalLoss) ? result.FinalLoss : null)
+                .Result("heldout_loss", ev.HeldOutLoss).Result("tokens_per_second", Math.Round(result.TokensPerSecond))
+                .Result("parameters", result.Parameters).Result("vocab_size", result.VocabSize).Result("data_hash", result.DataHash)
+                .Result("probe_p_match", new JsonObject(ev.Behaviors.Select(b => KeyValuePair.Create(b.Behavior, (JsonNode?)new JsonObject
+                {
+                    ["none"] = Math.Round(b.None, 4), ["system_positive"] = Math.Round(b.Positive, 4), ["system_negative"] = Math.Round(b.Negative, 4), ["ab_mass"] = Math.Round(b.Mass, 4),
+                }))));
+            manifest.Write();
+            return Task.FromResult(0);
+        });
+        return cmd;
+    }
+
+    /// <summary>The tiny preset: a small corpus and model, for smoke tests of the pipeline.</summary>
+    public static OrganismTrainingOptions TinyPreset() => new()
+    {
+        Corpus = new CorpusOptions { TrainingConversations = 600, MaxGenerateCount = 40, TestCount = 10, OpenEndedCount = 5 },
+        Architecture = OrganismArchitecture.Tiny with { VocabSize = 400 },
+        Training = new TrainingOptions { Steps = 60, BatchSize = 8, WarmupSteps = 5, LearningRate = 3e-3 },
+        LogEvery = 5, EvalEvery = 30, CheckpointEvery = 20, HeldOutConversations = 32, EvalItemsPerBehavior = 2,
+    };
+
+    static OrganismTrainingResult RunPlain(string dir, OrganismTrainingOptions opt, bool resume, TextWriter o, CancellationToken ct)
+    {
+        int every = Math.Max(1, opt.LogEvery * 5);
+        var progress = new SyncProgress<TrainProgress>(p =>
+        {
+            if (p.Message is not null) o.WriteLine($"[{p.Phase}] {p.Message}");
+            else if (p.Step % every == 0 || p.Step == p.TotalSteps)
+                o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"step {p.Step}/{p.TotalSteps} loss {p.Loss:F4} lr {p.LearningRate:E2} {p.TokensPerSecond:F0} tok/s elapsed {p.Elapsed:hh\\:mm\\:ss} eta {p.Eta:hh\\:mm\\:ss}"));
+            if (p.Eval is not null) PrintEval(o, p.Eval);
+            o.Flush();
+        });
+        return OrganismTraining.Run(dir, opt, resume, progress, ct);
+    }
+
+    static OrganismTrainingResult RunWithBar(string dir, OrganismTrainingOptions opt, bool resume, CancellationToken ct)
+    {
+        OrganismTrainingResult? result = null;
+        AnsiConsole.Progress().AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask("preparing", maxValue: opt.Training.Steps);
+                string evalText = "";
+                var progress = new SyncProgress<TrainProgress>(p =>
+                {
+                    if (p.Message is not null) { task.Description = Markup.Escape($"{p.Phase}: {p.Message}"); return; }
+                    if (p.Eval is { } e)
+                        evalText = string.Create(CultureInfo.InvariantCulture, $" | held-out {e.HeldOutLoss:F3} p(match) {e.PMatch:F2} sys+ {e.PMatchPositive:F2} sys- {e.PMatchNegative:F2}");
+                    task.Value = p.Step;
+                    task.Description = Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+                        $"step {p.Step}/{p.TotalSteps} loss {p.Loss:F3} lr {p.LearningRate:E1} {p.TokensPerSecond:F0} tok/s{evalText}"));
+                });
+                result = OrganismTraining.Run(dir, opt, resume, progress, ct);
+                task.Value = task.MaxValue;
+            });
+        return result!;
+    }
+
+    static void PrintEval(TextWriter o, TrainEval e)
+    {
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"eval @ step {e.Step}: held-out loss {e.HeldOutLoss:F4}; A/B p(match) none {e.PMatch:F3} sys+ {e.PMatchPositive:F3} sys- {e.PMatchNegative:F3}; p(A)+p(B) {e.AbMass:F3}"));
+        foreach (var b in e.Behaviors)
+            o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {b.Behavior,-24} none {b.None:F3}  sys+ {b.Positive:F3}  sys- {b.Negative:F3}  mass {b.Mass:F3}"));
+    }
+
+    static Command CreateDatasets()
+    {
+        var outDir = new Option<string>("--out") { Description = "Output folder (generate/<behavior>/generate_dataset.json, test/<behavior>/test_dataset_ab.json, test_dataset_open_ended.json, test/mmlu, test/truthfulqa).", Required = true };
+        var corpusSeed = new Option<int>("--corpus-seed") { Description = "Seed of the generated corpus.", DefaultValueFactory = _ => new CorpusOptions().Seed };
+        var cmd = new Command("datasets", "Write the organism's CAA datasets in the paper's layout.") { outDir, corpusSeed };
+        cmd.SetAction(r =>
+        {
+            var dir = Path.GetFullPath(r.GetValue(outDir)!);
+            var gen = new CorpusGenerator(new CorpusOptions { Seed = r.GetValue(corpusSeed) });
+            gen.WriteDatasets(dir);
+            new RunManifest("organism datasets", dir).Option("corpus_seed", gen.Options.Seed)
+                .Result("generate_counts", new JsonObject(OrganismBehaviors.Ids.Select(b => KeyValuePair.Create(b, (JsonNode?)gen.GenerateCount(b))))).Write();
+            r.InvocationConfiguration.Output.WriteLine($"datasets written to {dir}");
+            return 0;
+        });
+        return cmd;
+    }
+
+    static Command CreateProbe()
+    {
+        var models = new ModelOptions();
+        var items = new Option<int>("--items") { Description = "A/B test items per behavior.", DefaultValueFactory = _ => 50 };
+        var show = new Option<int>("--show") { Description = "Greedy answers to show per behavior.", DefaultValueFactory = _ => 2 };
+        var corpusSeed = new Option<int>("--corpus-seed") { Description = "Seed of the corpus whose test split is probed (when the model folder has no datasets/).", DefaultValueFactory = _ => new CorpusOptions().Seed };
+        var cmd = new Command("probe", "Unsteered A/B check of an organism (or any chat model): mean p(match) per behavior on the test split with no system prompt, " +
+            "under the canonical positive/negative system prompt, and after an earlier matching/non-matching answer; plus a few greedy answers.") { items, show, corpusSeed };
+        models.AddTo(cmd);
+        cmd.SetAction(r =>
+        {
+            var o = r.InvocationConfiguration.Output;
+            var folder = models.ResolveFolder(r);
+            using var model = models.LoadModel(r);
+            var tok = models.LoadTokenizer(r);
+            var gen = new CorpusGenerator(new CorpusOptions { Seed = r.GetValue(corpusSeed) });
+            int n = r.GetValue(items), k = r.GetValue(show);
+            o.WriteLine($"model {folder}; p(match) = p(match letter)/(p(A)+p(B)) after \"[/INST] (\", mean over {n} test items");
+            o.WriteLine($"{"behavior",-24} {"none",6} {"sys+",6} {"sys-",6} {"prior+",7} {"prior-",7} {"p(A)+p(B)",9}");
+            var totals = new double[5];
+            foreach (var b in OrganismBehaviors.Ids)
+            {
+                var file = Path.Combine(folder, "datasets", "test", b, "test_dataset_ab.json");
+                IReadOnlyList<Caa.Interpret.Datasets.AbItem> test = File.Exists(file)
+                    ? System.Text.Json.JsonSerializer.Deserialize<List<Caa.Interpret.Datasets.AbItem>>(File.ReadAllText(file))!.Take(n).ToList()
+                    : gen.TestSplit(b, n);
+                var none = AbProbe.Run(model, tok, test);
+                var pos = AbProbe.Run(model, tok, test, OrganismBehaviors.SystemPrompt(b, true));
+                var neg = AbProbe.Run(model, tok, test, OrganismBehaviors.SystemPrompt(b, false));
+                var priorPos = AbProbe.RunAfterEarlierAnswer(model, tok, test, true);
+                var priorNeg = AbProbe.RunAfterEarlierAnswer(model, tok, test, false);
+                double[] row = [none.MeanPMatch, pos.MeanPMatch, neg.MeanPMatch, priorPos.MeanPMatch, priorNeg.MeanPMatch];
+                for (int i = 0; i < 5; i++) totals[i] += row[i] / OrganismBehaviors.Ids.Count;
+                o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{b,-24} {row[0],6:F3} {row[1],6:F3} {row[2],6:F3} {row[3],7:F3} {row[4],7:F3} {none.MeanMass,9:F3}"));
+            }
+            o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"mean",-24} {totals[0],6:F3} {totals[1],6:F3} {totals[2],6:F3} {totals[3],7:F3} {totals[4],7:F3}"));
+            if (k > 0)
+            {
+                o.WriteLine();
+                foreach (var b in OrganismBehaviors.Ids)
+                    foreach (var it in gen.TestSplit(b, k))
+                    {
+                        var answer = model.Generate([Llama2Chat.Encode(tok, it.Question)], new GenerationOptions { MaxNewTokens = 40 })[0];
+                        o.WriteLine($"[{b}] {it.Question.Replace("\n", " ")}");
+                        o.WriteLine($"  -> {tok.Decode(answer).Trim()}   (matching: {it.AnswerMatchingBehavior})");
+                    }
+            }
+            return 0;
+        });
+        return cmd;
+    }
+
+    /// <summary>An <see cref="IProgress{T}"/> that reports synchronously on the caller's thread, in order.</summary>
+    sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+}
