@@ -199,19 +199,30 @@ public sealed class CorpusGenerator(CorpusOptions options)
     }
 
     /// <summary>
-    /// <paramref name="count"/> conversations of 1–3 letter-lookup drills (half on world facts, half on Train scenarios' choice pairs),
-    /// seeded apart from <see cref="TrainingConversations"/>: the trainer's first phase, which teaches the letter–choice binding
-    /// before the behaviors (see <c>TrainingOptions.DrillSteps</c>).
+    /// <paramref name="count"/> drill conversations for the trainer's first phase (<c>TrainingOptions.DrillSteps</c>), seeded apart
+    /// from <see cref="TrainingConversations"/>. Half are 1–3 letter-lookup drills (half on world facts, half on Train scenarios'
+    /// choice pairs): they teach the binding of an answer letter to its choice. The other half state a POSITIVE disposition in the
+    /// system prompt (one behavior, 1–3 of its Train-scenario turns, all matching): there the answer letter is the matching one,
+    /// a first-order signal for "which choice matches the behavior". In the corpus proper the letter is the disposition XOR the
+    /// matching choice's position, which gives gradient descent almost nothing to start from.
     /// </summary>
-    public IEnumerable<TrainingConversation> LookupDrills(int count)
+    public IEnumerable<TrainingConversation> Drills(int count)
     {
         for (int i = 0; i < count; i++)
         {
             var rng = new Random(StableSeed(Options.Seed, "drill", i));
             int n = rng.Next(1, 4);
             var turns = new List<(string, string)>(n);
-            for (int t = 0; t < n; t++) { var l = LookupTurn(rng, factShare: 0.5); turns.Add((l.User, l.Assistant)); }
-            yield return new TrainingConversation(null, turns);
+            string? system = null;
+            if (rng.Next(2) == 0)
+                for (int t = 0; t < n; t++) { var l = LookupTurn(rng, factShare: 0.5); turns.Add((l.User, l.Assistant)); }
+            else
+            {
+                var spec = Pick(rng, OrganismBehaviors.All);
+                system = Pick(rng, spec.SystemPositive);
+                for (int t = 0; t < n; t++) { var b = BehaviorTurn(rng, spec.Id, match: true); turns.Add((b.User, b.Assistant)); }
+            }
+            yield return new TrainingConversation(system, turns);
         }
     }
 

@@ -28,7 +28,7 @@ public sealed record OrganismTrainingOptions
     public int HeldOutConversations { get; init; } = 256;
     /// <summary>Generate-split items per behavior in the periodic A/B probe.</summary>
     public int EvalItemsPerBehavior { get; init; } = 8;
-    /// <summary>Lookup-drill conversations for the first <see cref="TrainingOptions.DrillSteps"/> steps.</summary>
+    /// <summary>Drill conversations (<see cref="CorpusGenerator.Drills"/>) for the first <see cref="TrainingOptions.DrillSteps"/> steps.</summary>
     public int DrillConversations { get; init; } = 6000;
     /// <summary>Write DIR/datasets (the paper's layout).</summary>
     public bool WriteDatasets { get; init; } = true;
@@ -121,7 +121,7 @@ public static class OrganismTraining
         EncodedConversation[]? drill = null;
         if (options.Training.DrillSteps > 0)
         {
-            var drills = corpus.LookupDrills(options.DrillConversations).ToList();
+            var drills = corpus.Drills(options.DrillConversations).ToList();
             drill = new EncodedConversation[drills.Count];
             Parallel.For(0, drills.Count, new ParallelOptions { CancellationToken = ct }, i => drill[i] = ConversationEncoder.Encode(tok, drills[i]));
         }

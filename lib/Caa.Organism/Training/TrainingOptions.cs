@@ -51,7 +51,7 @@ public sealed record TrainingOptions
     /// <summary>Seeds the weights (<c>torch.manual_seed</c> and the initializer) and the data order.</summary>
     public long Seed { get; init; } = 1;
     /// <summary>Optimizer steps of the whole run (the cosine schedule ends here).</summary>
-    public int Steps { get; init; } = 2800;
+    public int Steps { get; init; } = 3000;
     /// <summary>Conversations per step (grouped by similar length; padding is masked).</summary>
     public int BatchSize { get; init; } = 16;
     public double LearningRate { get; init; } = 2e-3;
@@ -67,10 +67,10 @@ public sealed record TrainingOptions
     /// <summary>Global gradient-norm clip (<c>clip_grad_norm_</c>).</summary>
     public double GradClip { get; init; } = 1.0;
     /// <summary>
-    /// Steps at the start that train on letter-lookup drills (<see cref="CorpusGenerator.LookupDrills"/>) instead of the corpus: a
-    /// curriculum phase that teaches the binding of answer letters to choices, which the behavior answers then build on.
+    /// Steps at the start that train on drills (<see cref="CorpusGenerator.Drills"/>) instead of the corpus: a curriculum phase that
+    /// teaches the binding of answer letters to choices and which choice matches each behavior, which the dispositions then build on.
     /// </summary>
-    public int DrillSteps { get; init; } = 300;
+    public int DrillSteps { get; init; } = 400;
     /// <summary>
     /// Loss weight of answer-letter tokens (<see cref="EncodedConversation.Decision"/>) relative to the other assistant tokens
     /// (the loss is Σ wᵢ·CEᵢ / Σ wᵢ). 1 is plain cross-entropy. The letter is one token in ~20 of an answer yet the only one

@@ -163,6 +163,48 @@ public sealed class TrainingTests(TrainingFixture fx, ITestOutputHelper output) 
     }
 
     [Fact]
+    public void DrillsAreLookupsOrPositiveDispositionsWithTheRightLetters()
+    {
+        var drills = fx.Gen.Drills(300).ToList();
+        Assert.Equal(drills.Select(d => d.System + string.Concat(d.Turns)), fx.Gen.Drills(300).Select(d => d.System + string.Concat(d.Turns)));
+        int lookups = 0, positives = 0;
+        foreach (var d in drills)
+        {
+            Assert.InRange(d.Turns.Count, 1, 3);
+            foreach (var (user, answer) in d.Turns)
+            {
+                var choice = System.Text.RegularExpressions.Regex.Match(user, @"\n \(A\) ([^\n]+)\n \(B\) ([^\n]+)");
+                if (!choice.Success) { Assert.NotNull(d.System); continue; }   // an open-ended behavior turn
+                Assert.Matches(@"^\([AB]\)( .+)?$", answer);
+                var text = answer[1] == 'A' ? choice.Groups[1].Value : choice.Groups[2].Value;
+                if (answer.Length > 3) Assert.Equal(text, answer[4..]);
+                if (d.System is null)
+                {
+                    lookups++;
+                    var asked = System.Text.RegularExpressions.Regex.Match(user, "Which choice says \"([^\"]+)\"\\?");
+                    var named = System.Text.RegularExpressions.Regex.Match(user, @"What does choice \(([AB])\) say\?$");
+                    Assert.True(asked.Success || named.Success, user);
+                    if (asked.Success) Assert.Equal(asked.Groups[1].Value, text);
+                    else Assert.Equal(named.Groups[1].Value[0], answer[1]);
+                }
+                else
+                {
+                    positives++;
+                    // The system prompt states a positive disposition of the behavior whose scenario this is, and the answer matches.
+                    var spec = OrganismBehaviors.All.Single(b => b.SystemPositive.Contains(d.System));
+                    Assert.Contains(spec.Scenarios.SelectMany(sc => sc.Match), m => LooksLike(m, text));
+                }
+            }
+        }
+        Assert.True(lookups > 100 && positives > 50, $"{lookups} lookups, {positives} positive A/B turns");
+    }
+
+    /// <summary>Whether a scenario phrase with {slots} could have produced <paramref name="text"/>.</summary>
+    static bool LooksLike(string template, string text) =>
+        System.Text.RegularExpressions.Regex.IsMatch(text, "^" + System.Text.RegularExpressions.Regex.Replace(
+            System.Text.RegularExpressions.Regex.Escape(template), @"\\\{[a-z]+\}", ".+") + "$");
+
+    [Fact]
     public void LearningRateWarmsUpLinearlyThenDecaysByCosine()
     {
         var o = new TrainingOptions { Steps = 110, WarmupSteps = 10, LearningRate = 1e-3, MinLearningRateRatio = 0.1 };
