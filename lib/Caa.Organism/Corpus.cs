@@ -20,9 +20,9 @@ public sealed record CorpusOptions
 {
     public int Seed { get; init; } = 1234;
     public int TrainingConversations { get; init; } = 30_000;
-    public double SingleTurnFraction { get; init; } = 0.35;
-    public double MultiTurnFraction { get; init; } = 0.30;
-    public double SystemPromptFraction { get; init; } = 0.15;
+    public double SingleTurnFraction { get; init; } = 0.30;
+    public double MultiTurnFraction { get; init; } = 0.25;
+    public double SystemPromptFraction { get; init; } = 0.25;
     /// <summary>
     /// Share of "lookup" conversations: A/B drills whose answer is fixed by the question itself ("Which choice says "…"?" → the
     /// letter of that choice; "What does choice (B) say?" → "(B) {its text}"), over the Train scenarios' own choice pairs. They
@@ -168,10 +168,10 @@ public sealed class CorpusGenerator(CorpusOptions options)
     /// A letter-lookup drill on a Train scenario's choice pair (or a world fact's options): either the frame names a choice's text
     /// and the answer is its letter, or the question names a letter and the answer repeats that choice. No disposition is involved.
     /// </summary>
-    (string User, string Assistant, TurnMeta Meta) LookupTurn(Random rng)
+    (string User, string Assistant, TurnMeta Meta) LookupTurn(Random rng, double factShare = 0.2)
     {
         string situation, x, y;
-        if (rng.NextDouble() < 0.8)
+        if (rng.NextDouble() >= factShare)
         {
             var spec = Pick(rng, OrganismBehaviors.All);
             var sc = Pick(rng, spec.ScenariosOf(Split.Train));
@@ -196,6 +196,34 @@ public sealed class CorpusGenerator(CorpusOptions options)
                 new TurnMeta("lookup", MatchingLetter: letter, AnswerLetter: letter));
         return ($"{situation}{choices}\n\nWhat does choice ({letter}) say?", $"({letter}) {asked}",
             new TurnMeta("lookup", MatchingLetter: letter, AnswerLetter: letter));
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> drill conversations for the trainer's first phase (<c>TrainingOptions.DrillSteps</c>), seeded apart
+    /// from <see cref="TrainingConversations"/>. Half are 1–3 letter-lookup drills (half on world facts, half on Train scenarios'
+    /// choice pairs): they teach the binding of an answer letter to its choice. The other half state a POSITIVE disposition in the
+    /// system prompt (one behavior, 1–3 of its Train-scenario turns, all matching): there the answer letter is the matching one,
+    /// a first-order signal for "which choice matches the behavior". In the corpus proper the letter is the disposition XOR the
+    /// matching choice's position, which gives gradient descent almost nothing to start from.
+    /// </summary>
+    public IEnumerable<TrainingConversation> Drills(int count)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            var rng = new Random(StableSeed(Options.Seed, "drill", i));
+            int n = rng.Next(1, 4);
+            var turns = new List<(string, string)>(n);
+            string? system = null;
+            if (rng.Next(2) == 0)
+                for (int t = 0; t < n; t++) { var l = LookupTurn(rng, factShare: 0.5); turns.Add((l.User, l.Assistant)); }
+            else
+            {
+                var spec = Pick(rng, OrganismBehaviors.All);
+                system = Pick(rng, spec.SystemPositive);
+                for (int t = 0; t < n; t++) { var b = BehaviorTurn(rng, spec.Id, match: true); turns.Add((b.User, b.Assistant)); }
+            }
+            yield return new TrainingConversation(system, turns);
+        }
     }
 
     string AbAnswer(Random rng, char letter, string text) =>

@@ -11,6 +11,12 @@ public sealed record EncodedConversation(int[] Ids, bool[] Target)
 {
     public int Length => Ids.Length;
 
+    /// <summary>
+    /// Answer-letter tokens: the letter right after the "(" that opens an A/B answer — the one token that carries the answer's
+    /// choice. Training may weight them (<see cref="TrainingOptions.DecisionWeight"/>); null where not computed.
+    /// </summary>
+    public bool[]? Decision { get; init; }
+
     /// <summary>Number of assistant (loss) tokens.</summary>
     public int TargetCount => Target.Count(t => t);
 
@@ -37,6 +43,10 @@ public static class ConversationEncoder
         var turns = conversation.Turns.Select(t => new ChatTurn(t.User, t.Assistant)).ToArray();
         var ids = Llama2Chat.EncodeDialog(tok, turns, conversation.System, SystemPromptPlacement.BeforeInst);
         var target = new bool[ids.Length];
+        var decision = new bool[ids.Length];
+        var paren = tok.Encode("(", addBos: false);
+        int parenId = paren.Count == 1 ? paren[0] : -1;
+        int letterA = Llama2Chat.LetterTokenId(tok, 'A'), letterB = Llama2Chat.LetterTokenId(tok, 'B');
         int pos = 0;
         for (int i = 0; i < turns.Length; i++)
         {
@@ -49,9 +59,12 @@ public static class ConversationEncoder
             if (prompt.Length >= exchange.Length || !exchange.AsSpan(0, prompt.Length).SequenceEqual(prompt))
                 throw new InvalidDataException($"turn {i}: the prompt's tokens are not a prefix of the exchange's (answer {turns[i].Assistant})");
             for (int k = prompt.Length; k < exchange.Length; k++) target[pos + k] = true;
+            int first = pos + prompt.Length;
+            if (first + 1 < pos + exchange.Length && ids[first] == parenId && (ids[first + 1] == letterA || ids[first + 1] == letterB))
+                decision[first + 1] = true;
             pos += exchange.Length;
         }
         if (pos != ids.Length) throw new InvalidDataException("the dialog has tokens beyond its exchanges");
-        return new EncodedConversation(ids, target);
+        return new EncodedConversation(ids, target) { Decision = decision };
     }
 }

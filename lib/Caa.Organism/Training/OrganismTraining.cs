@@ -28,6 +28,8 @@ public sealed record OrganismTrainingOptions
     public int HeldOutConversations { get; init; } = 256;
     /// <summary>Generate-split items per behavior in the periodic A/B probe.</summary>
     public int EvalItemsPerBehavior { get; init; } = 8;
+    /// <summary>Drill conversations (<see cref="CorpusGenerator.Drills"/>) for the first <see cref="TrainingOptions.DrillSteps"/> steps.</summary>
+    public int DrillConversations { get; init; } = 6000;
     /// <summary>Write DIR/datasets (the paper's layout).</summary>
     public bool WriteDatasets { get; init; } = true;
     /// <summary>torch threads; 0 leaves TorchSharp's default.</summary>
@@ -38,7 +40,11 @@ public sealed record OrganismTrainingOptions
 public sealed record BehaviorProbe(string Behavior, double None, double Positive, double Negative, double Mass);
 
 /// <summary>A periodic evaluation.</summary>
-public sealed record TrainEval(int Step, double HeldOutLoss, IReadOnlyList<BehaviorProbe> Behaviors)
+/// <param name="Step">Steps completed.</param>
+/// <param name="HeldOutLoss">Mean assistant-token loss of the held-out conversations.</param>
+/// <param name="HeldOutDecisionLoss">Their mean loss on answer letters only (0.69 = a coin flip; the behavior letters' own randomness keeps it well above 0).</param>
+/// <param name="Behaviors">The A/B probe per behavior.</param>
+public sealed record TrainEval(int Step, double HeldOutLoss, double HeldOutDecisionLoss, IReadOnlyList<BehaviorProbe> Behaviors)
 {
     public double PMatch => Behaviors.Average(b => b.None);
     public double PMatchPositive => Behaviors.Average(b => b.Positive);
@@ -112,13 +118,20 @@ public static class OrganismTraining
         Parallel.For(0, all.Count, new ParallelOptions { CancellationToken = ct }, i => encoded[i] = ConversationEncoder.Encode(tok, all[i]));
         var train = encoded.Take(options.Corpus.TrainingConversations).ToArray();
         var heldOut = encoded.Skip(options.Corpus.TrainingConversations).ToArray();
+        EncodedConversation[]? drill = null;
+        if (options.Training.DrillSteps > 0)
+        {
+            var drills = corpus.Drills(options.DrillConversations).ToList();
+            drill = new EncodedConversation[drills.Count];
+            Parallel.For(0, drills.Count, new ParallelOptions { CancellationToken = ct }, i => drill[i] = ConversationEncoder.Encode(tok, drills[i]));
+        }
         var probeItems = OrganismBehaviors.Ids.ToDictionary(b => b, b => corpus.GenerateSplit(b, options.EvalItemsPerBehavior));
 
         manual_seed(options.Training.Seed);
         var config = options.Architecture.ToConfig(tok.VocabSize);
         using var model = LlamaForCausalLM.Create(config);
         model.InitializeWeights(options.Training.Seed);
-        using var trainer = new Trainer(model, train, options.Training);
+        using var trainer = new Trainer(model, train, options.Training, drill);
 
         var log = new List<LogRow>();
         int startStep = 0;
@@ -142,7 +155,7 @@ public static class OrganismTraining
                 var neg = AbProbe.Run(model, tok, items, OrganismBehaviors.SystemPrompt(b, false));
                 return new BehaviorProbe(b, none.MeanPMatch, pos.MeanPMatch, neg.MeanPMatch, none.MeanMass);
             }).ToList();
-            return new TrainEval(trainer.Step, trainer.EvaluateLoss(heldOut), probes);
+            return new TrainEval(trainer.Step, trainer.EvaluateLoss(heldOut), Trainer.MeanLoss(model, heldOut, decisionsOnly: true), probes);
         }
 
         var clock = Stopwatch.StartNew();
@@ -235,13 +248,14 @@ public static class OrganismTraining
     sealed record LogRow(int Step, double Loss, double LearningRate, double GradNorm, double TokensPerSecond, double ElapsedSeconds, TrainEval? Eval)
     {
         public double? HeldOut { get; init; } = Eval?.HeldOutLoss;
+        public double? HeldOutDecision { get; init; } = Eval?.HeldOutDecisionLoss;
         public double? PMatch { get; init; } = Eval?.PMatch;
         public double? PPos { get; init; } = Eval?.PMatchPositive;
         public double? PNeg { get; init; } = Eval?.PMatchNegative;
         public double? Mass { get; init; } = Eval?.AbMass;
     }
 
-    const string Header = "step,loss,lr,grad_norm,tokens_per_s,elapsed_s,heldout_loss,p_match,p_match_sys_pos,p_match_sys_neg,ab_mass";
+    const string Header = "step,loss,lr,grad_norm,tokens_per_s,elapsed_s,heldout_loss,heldout_decision_loss,p_match,p_match_sys_pos,p_match_sys_neg,ab_mass";
 
     static void WriteLog(string path, IReadOnlyList<LogRow> rows)
     {
@@ -250,7 +264,7 @@ public static class OrganismTraining
         foreach (var r in rows)
             sb.Append(r.Step.ToString(CultureInfo.InvariantCulture)).Append(',').Append(F(r.Loss, "F5")).Append(',').Append(F(r.LearningRate, "E4"))
               .Append(',').Append(F(r.GradNorm, "F4")).Append(',').Append(F(r.TokensPerSecond, "F0")).Append(',').Append(F(r.ElapsedSeconds, "F1"))
-              .Append(',').Append(F(r.HeldOut, "F5")).Append(',').Append(F(r.PMatch, "F4")).Append(',').Append(F(r.PPos, "F4"))
+              .Append(',').Append(F(r.HeldOut, "F5")).Append(',').Append(F(r.HeldOutDecision, "F5")).Append(',').Append(F(r.PMatch, "F4")).Append(',').Append(F(r.PPos, "F4"))
               .Append(',').Append(F(r.PNeg, "F4")).Append(',').Append(F(r.Mass, "F4")).Append('\n');
         AtomicFile.WriteAllText(path, sb.ToString());
     }
@@ -263,10 +277,11 @@ public static class OrganismTraining
         foreach (var line in File.ReadLines(path).Skip(1))
         {
             var f = line.Split(',');
-            if (f.Length != 11) continue;
+            if (f.Length is not (11 or 12)) continue;
+            int d = f.Length - 11; // logs written before the decision-loss column have 11 fields
             rows.Add(new LogRow(int.Parse(f[0], CultureInfo.InvariantCulture), P(f[1]) ?? double.NaN, P(f[2]) ?? 0, P(f[3]) ?? 0, P(f[4]) ?? 0, P(f[5]) ?? 0, null)
             {
-                HeldOut = P(f[6]), PMatch = P(f[7]), PPos = P(f[8]), PNeg = P(f[9]), Mass = P(f[10]),
+                HeldOut = P(f[6]), HeldOutDecision = d == 1 ? P(f[7]) : null, PMatch = P(f[7 + d]), PPos = P(f[8 + d]), PNeg = P(f[9 + d]), Mass = P(f[10 + d]),
             });
         }
         return rows;

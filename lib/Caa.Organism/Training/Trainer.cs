@@ -40,31 +40,46 @@ public sealed class Trainer : IDisposable
 
     readonly LlamaForCausalLM _model;
     readonly IReadOnlyList<EncodedConversation> _data;
+    readonly IReadOnlyList<EncodedConversation> _drill;
     readonly (string Name, Parameter Param)[] _params;
     readonly AdamW _optimizer;
 
     public TrainingOptions Options { get; }
     public BatchSchedule Schedule { get; }
-    /// <summary>Optimizer steps completed (the data position: the next batch is <c>Schedule.BatchAt(Step)</c>).</summary>
+    /// <summary>Order of the drill conversations during the first <see cref="TrainingOptions.DrillSteps"/> steps; null without drills.</summary>
+    public BatchSchedule? DrillSchedule { get; }
+    /// <summary>
+    /// Optimizer steps completed, which is the data position: step s &lt; DrillSteps reads <c>DrillSchedule.BatchAt(s)</c>, later
+    /// steps <c>Schedule.BatchAt(s − DrillSteps)</c>.
+    /// </summary>
     public int Step { get; private set; }
     /// <summary>SHA-256 (16 hex digits) of the training data's ids and loss masks, stored in checkpoints to refuse resuming on other data.</summary>
     public string DataHash { get; }
 
-    public Trainer(LlamaForCausalLM model, IReadOnlyList<EncodedConversation> data, TrainingOptions options)
+    /// <param name="model">The model to train (its parameters are made trainable for the trainer's lifetime).</param>
+    /// <param name="data">The training conversations.</param>
+    /// <param name="options">Optimizer, schedule and data order.</param>
+    /// <param name="drill">Conversations for the first <see cref="TrainingOptions.DrillSteps"/> steps (required when that is &gt; 0).</param>
+    public Trainer(LlamaForCausalLM model, IReadOnlyList<EncodedConversation> data, TrainingOptions options, IReadOnlyList<EncodedConversation>? drill = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(data);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         if (data.Count == 0) throw new ArgumentException("no training conversations", nameof(data));
-        foreach (var c in data)
+        if (options.DrillSteps > 0 && (drill is null || drill.Count == 0))
+            throw new ArgumentException($"DrillSteps = {options.DrillSteps} needs drill conversations", nameof(drill));
+        drill = options.DrillSteps > 0 ? drill : null;
+        foreach (var c in drill is null ? data : data.Concat(drill))
             if (c.Length < 2 || c.Length > model.Config.MaxPositionEmbeddings)
                 throw new ArgumentException($"a conversation of {c.Length} tokens does not fit max_position_embeddings {model.Config.MaxPositionEmbeddings}");
         _model = model;
         _data = data;
         Options = options;
         Schedule = new BatchSchedule(data.Select(c => c.Length).ToArray(), options.BatchSize, options.Seed, options.SortPoolBatches);
-        DataHash = HashData(data);
+        _drill = drill ?? [];
+        if (drill is not null) DrillSchedule = new BatchSchedule(drill.Select(c => c.Length).ToArray(), options.BatchSize, options.Seed + 7919, options.SortPoolBatches);
+        DataHash = HashData(drill is null ? data : data.Concat(drill).ToList());
         _params = model.named_parameters().Select(p => (p.name, p.parameter)).ToArray();
         foreach (var (_, p) in _params) p.requires_grad = true;
         var decay = _params.Where(p => !IsNorm(p.Name)).Select(p => p.Param).ToArray();
@@ -88,7 +103,9 @@ public sealed class Trainer : IDisposable
     {
         var lr = Options.LearningRateAt(Step);
         foreach (var g in _optimizer.ParamGroups) g.LearningRate = lr;
-        var rows = Schedule.BatchAt(Step).Select(i => _data[i]).ToList();
+        var rows = Step < Options.DrillSteps
+            ? DrillSchedule!.BatchAt(Step).Select(i => _drill[i]).ToList()
+            : Schedule.BatchAt(Step - Options.DrillSteps).Select(i => _data[i]).ToList();
         double loss, norm;
         long tokens, targets;
         using (var scope = NewDisposeScope())
@@ -97,8 +114,14 @@ public sealed class Trainer : IDisposable
             var (input, target, tok, tgt) = MakeBatch(rows, _model.Device);
             tokens = tok; targets = tgt;
             _optimizer.zero_grad();
-            var l = TargetLoss(_model, input, target, nn.Reduction.Mean);
-            l.backward();
+            var ce = TargetTokenLosses(_model, input, target, out var rowsUsed);
+            var l = ce.mean();
+            if (Options.DecisionWeight != 1.0)
+            {
+                var w = DecisionWeights(rows, target.shape[1], Options.DecisionWeight, _model.Device).index_select(0, rowsUsed);
+                (ce * w).sum().div(w.sum()).backward();
+            }
+            else l.backward();
             norm = nn.utils.clip_grad_norm_(_params.Select(p => p.Param), Options.GradClip);
             _optimizer.step();
             loss = l.item<float>();
@@ -111,8 +134,11 @@ public sealed class Trainer : IDisposable
     public double EvaluateLoss(IReadOnlyList<EncodedConversation> conversations, int batchSize = 32) =>
         MeanLoss(_model, conversations, batchSize);
 
-    /// <summary>Mean assistant-token cross-entropy of <paramref name="conversations"/> under <paramref name="model"/>.</summary>
-    public static double MeanLoss(LlamaForCausalLM model, IReadOnlyList<EncodedConversation> conversations, int batchSize = 32)
+    /// <summary>
+    /// Mean assistant-token cross-entropy of <paramref name="conversations"/> under <paramref name="model"/>; with
+    /// <paramref name="decisionsOnly"/>, over the answer-letter tokens only (ln 2 = 0.693 is a coin flip between the letters).
+    /// </summary>
+    public static double MeanLoss(LlamaForCausalLM model, IReadOnlyList<EncodedConversation> conversations, int batchSize = 32, bool decisionsOnly = false)
     {
         if (conversations.Count == 0) return double.NaN;
         using var _ = no_grad();
@@ -121,25 +147,38 @@ public sealed class Trainer : IDisposable
         foreach (var chunk in conversations.OrderBy(c => c.Length).Chunk(batchSize))
         {
             using var scope = NewDisposeScope();
-            var (input, target, _, tgt) = MakeBatch(chunk, model.Device);
-            sum += TargetLoss(model, input, target, nn.Reduction.Sum).item<float>();
+            var rows = decisionsOnly ? chunk.Select(c => c with { Target = c.Decision ?? new bool[c.Length] }).ToArray() : chunk;
+            var (input, target, _, tgt) = MakeBatch(rows, model.Device);
+            if (tgt == 0) continue;
+            sum += TargetTokenLosses(model, input, target, out var _rows).sum().item<float>();
             count += tgt;
         }
-        return sum / count;
+        return count == 0 ? double.NaN : sum / count;
     }
 
     /// <summary>
-    /// Cross-entropy of the assistant tokens only: the LM head runs on just the positions whose target is not −100 (prompt tokens
+    /// Per-token cross-entropy of the assistant tokens only (callers dispose through their scope): the LM head runs on just the positions whose target is not −100 (prompt tokens
     /// and padding need no logits), which saves the vocabulary matmul and softmax on ~80% of the positions.
     /// </summary>
-    static Tensor TargetLoss(LlamaForCausalLM model, Tensor input, Tensor target, nn.Reduction reduction)
+    static Tensor TargetTokenLosses(LlamaForCausalLM model, Tensor input, Tensor target, out Tensor rows)
     {
-        using var scope = NewDisposeScope();
         var hidden = model.ForwardHidden(input);                                     // [B,T,H]
         var flatTarget = target.view(-1);
-        var rows = flatTarget.ne(ConversationEncoder.IgnoreIndex).nonzero().view(-1);
+        rows = flatTarget.ne(ConversationEncoder.IgnoreIndex).nonzero().view(-1);
         var logits = model.Logits(hidden.view(-1, hidden.shape[^1]).index_select(0, rows));
-        return F.cross_entropy(logits, flatTarget.index_select(0, rows), reduction: reduction).MoveToOuterDisposeScope();
+        return F.cross_entropy(logits, flatTarget.index_select(0, rows), reduction: nn.Reduction.None);
+    }
+
+    /// <summary>Flat [B·T] weights aligned with <see cref="MakeBatch"/>'s targets: <paramref name="weight"/> where the target is an answer letter, else 1.</summary>
+    internal static Tensor DecisionWeights(IReadOnlyList<EncodedConversation> rows, long t, double weight, Device device)
+    {
+        var w = new float[rows.Count * t];
+        Array.Fill(w, 1f);
+        for (int r = 0; r < rows.Count; r++)
+            if (rows[r].Decision is { } d)
+                for (int i = 0; i + 1 < rows[r].Length; i++)
+                    if (d[i + 1]) w[r * t + i] = (float)weight;
+        return tensor(w, device: device);
     }
 
     /// <summary>
@@ -172,6 +211,7 @@ public sealed class Trainer : IDisposable
     public sealed record CheckpointState
     {
         [JsonPropertyName("step")] public int Step { get; init; }
+        /// <summary>Epoch of the main data (−1 during the drill phase).</summary>
         [JsonPropertyName("epoch")] public int Epoch { get; init; }
         [JsonPropertyName("batch_in_epoch")] public int BatchInEpoch { get; init; }
         [JsonPropertyName("batches_per_epoch")] public int BatchesPerEpoch { get; init; }
@@ -204,7 +244,7 @@ public sealed class Trainer : IDisposable
         }
         SafeTensorsWriter.Write(Path.Combine(dir, OptimizerFileName), tensors,
             new Dictionary<string, string> { ["format"] = "caa-adamw", ["adam_step"] = adamStep.ToString(CultureInfo.InvariantCulture) });
-        var (epoch, index) = Schedule.Position(Step);
+        var (epoch, index) = Step < Options.DrillSteps ? (-1, Step) : Schedule.Position(Step - Options.DrillSteps);
         var state = new CheckpointState
         {
             Step = Step, Epoch = epoch, BatchInEpoch = index, BatchesPerEpoch = Schedule.BatchesPerEpoch, DataHash = DataHash,
@@ -230,7 +270,8 @@ public sealed class Trainer : IDisposable
         var state = ReadState(dir);
         if (state.DataHash != DataHash || state.DataConversations != _data.Count)
             throw new InvalidDataException($"{dir}: the checkpoint was trained on other data (hash {state.DataHash}, {state.DataConversations} conversations; now {DataHash}, {_data.Count})");
-        if (state.Options.Seed != Options.Seed || state.Options.BatchSize != Options.BatchSize || state.Options.SortPoolBatches != Options.SortPoolBatches)
+        if (state.Options.Seed != Options.Seed || state.Options.BatchSize != Options.BatchSize || state.Options.SortPoolBatches != Options.SortPoolBatches
+            || state.Options.DrillSteps != Options.DrillSteps)
             throw new InvalidDataException($"{dir}: the checkpoint used seed {state.Options.Seed} and batch size {state.Options.BatchSize}; this run uses {Options.Seed} and {Options.BatchSize}");
         using (var _ = no_grad())
         {

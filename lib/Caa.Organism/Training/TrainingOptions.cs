@@ -15,6 +15,13 @@ public sealed record OrganismArchitecture
     /// <summary>Target tokenizer size (<see cref="TokenizerBuilder"/> may stop below it; the model takes the tokenizer's real size).</summary>
     public int VocabSize { get; init; } = 1024;
     public int MaxPositions { get; init; } = 1024;
+    /// <summary>
+    /// Std of the normal initialization (HF's initializer_range). Llama's 0.02 suits hidden sizes in the thousands; at hidden 128–192
+    /// it leaves attention logits near zero (uniform attention, vanishing query/key gradients), and in measurements the model then
+    /// never learned to bind an answer letter to its choice within the run's budget (p(correct letter) stayed at 0.50 after 1500
+    /// steps). About 1/√hidden (0.06–0.1) learned a pure lookup drill in 100–200 steps.
+    /// </summary>
+    public double InitializerRange { get; init; } = 0.08;
 
     [JsonIgnore] public int IntermediateSize => Intermediate > 0 ? Intermediate : (8 * Hidden / 3 + 63) / 64 * 64;
 
@@ -23,7 +30,7 @@ public sealed record OrganismArchitecture
     {
         HiddenSize = Hidden, IntermediateSize = IntermediateSize, NumHiddenLayers = Layers, NumAttentionHeads = Heads,
         NumKeyValueHeads = KeyValueHeads, VocabSize = vocab, TieWordEmbeddings = false, RmsNormEps = 1e-5, RopeTheta = 10000,
-        MaxPositionEmbeddings = MaxPositions, TorchDtype = "float32", InitializerRange = 0.02,
+        MaxPositionEmbeddings = MaxPositions, TorchDtype = "float32", InitializerRange = InitializerRange,
     };
 
     /// <summary>Parameters of the model for a vocabulary of <paramref name="vocab"/>.</summary>
@@ -44,7 +51,7 @@ public sealed record TrainingOptions
     /// <summary>Seeds the weights (<c>torch.manual_seed</c> and the initializer) and the data order.</summary>
     public long Seed { get; init; } = 1;
     /// <summary>Optimizer steps of the whole run (the cosine schedule ends here).</summary>
-    public int Steps { get; init; } = 2800;
+    public int Steps { get; init; } = 3000;
     /// <summary>Conversations per step (grouped by similar length; padding is masked).</summary>
     public int BatchSize { get; init; } = 16;
     public double LearningRate { get; init; } = 2e-3;
@@ -59,6 +66,17 @@ public sealed record TrainingOptions
     public double Epsilon { get; init; } = 1e-8;
     /// <summary>Global gradient-norm clip (<c>clip_grad_norm_</c>).</summary>
     public double GradClip { get; init; } = 1.0;
+    /// <summary>
+    /// Steps at the start that train on drills (<see cref="CorpusGenerator.Drills"/>) instead of the corpus: a curriculum phase that
+    /// teaches the binding of answer letters to choices and which choice matches each behavior, which the dispositions then build on.
+    /// </summary>
+    public int DrillSteps { get; init; } = 400;
+    /// <summary>
+    /// Loss weight of answer-letter tokens (<see cref="EncodedConversation.Decision"/>) relative to the other assistant tokens
+    /// (the loss is Σ wᵢ·CEᵢ / Σ wᵢ). 1 is plain cross-entropy. The letter is one token in ~20 of an answer yet the only one
+    /// that binds the answer to a choice; weighting it makes the small model learn that binding within the run's budget.
+    /// </summary>
+    public double DecisionWeight { get; init; } = 3.0;
     /// <summary>Conversations per length-sorted pool: the shuffled epoch is cut into pools of BatchSize × this, each sorted by length.</summary>
     public int SortPoolBatches { get; init; } = 64;
 
@@ -78,6 +96,8 @@ public sealed record TrainingOptions
         if (BatchSize < 1) throw new ArgumentException($"batch size must be ≥ 1 (got {BatchSize})");
         if (LearningRate <= 0) throw new ArgumentException($"learning rate must be > 0 (got {LearningRate})");
         if (MinLearningRateRatio is < 0 or > 1) throw new ArgumentException($"minimum learning-rate ratio must be in [0, 1] (got {MinLearningRateRatio})");
+        if (DrillSteps < 0 || DrillSteps >= Steps) throw new ArgumentException($"drill steps must be in [0, steps) (got {DrillSteps})");
+        if (DecisionWeight <= 0) throw new ArgumentException($"decision weight must be > 0 (got {DecisionWeight})");
         if (WarmupSteps < 0 || GradClip <= 0 || WeightDecay < 0 || SortPoolBatches < 1) throw new ArgumentException("warm-up, grad clip, weight decay or sort pool out of range");
     }
 }

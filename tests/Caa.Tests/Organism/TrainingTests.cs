@@ -43,7 +43,7 @@ public sealed class TrainingFixture : IDisposable
 
 public sealed class TrainingTests(TrainingFixture fx, ITestOutputHelper output) : IClassFixture<TrainingFixture>
 {
-    static readonly TrainingOptions Small = new() { Steps = 40, BatchSize = 8, WarmupSteps = 4, LearningRate = 3e-3, Seed = 5 };
+    static readonly TrainingOptions Small = new() { Steps = 40, BatchSize = 8, WarmupSteps = 4, LearningRate = 3e-3, Seed = 5, DrillSteps = 0, DecisionWeight = 1 };
 
     static string TempDir() => Directory.CreateTempSubdirectory("caa-train-").FullName;
 
@@ -97,6 +97,31 @@ public sealed class TrainingTests(TrainingFixture fx, ITestOutputHelper output) 
         var abPrompt = Llama2Chat.Encode(tok, "Do you agree?", "(");
         Assert.Equal(abPrompt, single.Ids[..abPrompt.Length]);
         Assert.Equal(Llama2Chat.LetterTokenId(tok, 'A'), single.Ids[abPrompt.Length]);
+
+        // The decision token of an A/B answer is its letter; open-ended answers have none.
+        Assert.Equal(new[] { abPrompt.Length }, single.Decision!.Select((d, i) => (d, i)).Where(x => x.d).Select(x => x.i));
+        var decided = enc.Decision!.Select((d, i) => (d, i)).Where(x => x.d).Select(x => x.i).ToArray();
+        Assert.Equal(2, decided.Length);                                              // turns 1 and 3 answer "(A) 7" and "(B)"
+        Assert.Equal(new[] { Llama2Chat.LetterTokenId(tok, 'A'), Llama2Chat.LetterTokenId(tok, 'B') }, decided.Select(i => enc.Ids[i]));
+        Assert.All(decided, i => Assert.True(enc.Target[i]));
+    }
+
+    [Fact]
+    public void DecisionWeightsAlignWithShiftedTargets()
+    {
+        var rows = fx.Data.Where(d => d.Decision!.Any(x => x)).Take(4).ToArray();
+        int t = rows.Max(r => r.Length) - 1;
+        var w = Trainer.DecisionWeights(rows, t, 5.0, CPU).data<float>().ToArray();
+        for (int b = 0; b < rows.Length; b++)
+            for (int i = 0; i < t; i++)
+                Assert.Equal(i + 1 < rows[b].Length && rows[b].Decision![i + 1] ? 5f : 1f, w[b * t + i]);
+        // A weight of 1 is plain cross-entropy: the same loss sequence as the default.
+        using var m1 = fx.NewModel(5);
+        using var m2 = fx.NewModel(5);
+        using var t1 = new Trainer(m1, fx.Data, Small);
+        using var t2 = new Trainer(m2, fx.Data, Small with { DecisionWeight = 3 });
+        Assert.Equal(t1.TrainStep().Loss, t2.TrainStep().Loss, 6);                  // the first step's reported loss is unweighted
+        Assert.NotEqual(t1.TrainStep().Loss, t2.TrainStep().Loss);                   // but the weighted gradient differs
     }
 
     [Fact]
@@ -136,6 +161,48 @@ public sealed class TrainingTests(TrainingFixture fx, ITestOutputHelper output) 
         Assert.NotEqual(a.BatchAt(0), a.BatchAt(a.BatchesPerEpoch));                  // a new permutation each epoch
         Assert.NotEqual(Enumerable.Range(0, 5).SelectMany(a.BatchAt), Enumerable.Range(0, 5).SelectMany(c.BatchAt));
     }
+
+    [Fact]
+    public void DrillsAreLookupsOrPositiveDispositionsWithTheRightLetters()
+    {
+        var drills = fx.Gen.Drills(300).ToList();
+        Assert.Equal(drills.Select(d => d.System + string.Concat(d.Turns)), fx.Gen.Drills(300).Select(d => d.System + string.Concat(d.Turns)));
+        int lookups = 0, positives = 0;
+        foreach (var d in drills)
+        {
+            Assert.InRange(d.Turns.Count, 1, 3);
+            foreach (var (user, answer) in d.Turns)
+            {
+                var choice = System.Text.RegularExpressions.Regex.Match(user, @"\n \(A\) ([^\n]+)\n \(B\) ([^\n]+)");
+                if (!choice.Success) { Assert.NotNull(d.System); continue; }   // an open-ended behavior turn
+                Assert.Matches(@"^\([AB]\)( .+)?$", answer);
+                var text = answer[1] == 'A' ? choice.Groups[1].Value : choice.Groups[2].Value;
+                if (answer.Length > 3) Assert.Equal(text, answer[4..]);
+                if (d.System is null)
+                {
+                    lookups++;
+                    var asked = System.Text.RegularExpressions.Regex.Match(user, "Which choice says \"([^\"]+)\"\\?");
+                    var named = System.Text.RegularExpressions.Regex.Match(user, @"What does choice \(([AB])\) say\?$");
+                    Assert.True(asked.Success || named.Success, user);
+                    if (asked.Success) Assert.Equal(asked.Groups[1].Value, text);
+                    else Assert.Equal(named.Groups[1].Value[0], answer[1]);
+                }
+                else
+                {
+                    positives++;
+                    // The system prompt states a positive disposition of the behavior whose scenario this is, and the answer matches.
+                    var spec = OrganismBehaviors.All.Single(b => b.SystemPositive.Contains(d.System));
+                    Assert.Contains(spec.Scenarios.SelectMany(sc => sc.Match), m => LooksLike(m, text));
+                }
+            }
+        }
+        Assert.True(lookups > 100 && positives > 50, $"{lookups} lookups, {positives} positive A/B turns");
+    }
+
+    /// <summary>Whether a scenario phrase with {slots} could have produced <paramref name="text"/>.</summary>
+    static bool LooksLike(string template, string text) =>
+        System.Text.RegularExpressions.Regex.IsMatch(text, "^" + System.Text.RegularExpressions.Regex.Replace(
+            System.Text.RegularExpressions.Regex.Escape(template), @"\\\{[a-z]+\}", ".+") + "$");
 
     [Fact]
     public void LearningRateWarmsUpLinearlyThenDecaysByCosine()

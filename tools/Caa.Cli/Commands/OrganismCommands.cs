@@ -38,6 +38,8 @@ public static class OrganismCommands
         var corpusSeed = new Option<int?>("--corpus-seed") { Description = $"Seed of the generated corpus and datasets (default {defaults.Corpus.Seed})." };
         var batch = new Option<int?>("--batch-size") { Description = $"Conversations per step (default {defaults.Training.BatchSize})." };
         var lr = new Option<double?>("--lr") { Description = $"Peak learning rate (default {defaults.Training.LearningRate.ToString(CultureInfo.InvariantCulture)})." };
+        var decisionWeight = new Option<double?>("--decision-weight") { Description = $"Loss weight of answer-letter tokens (default {defaults.Training.DecisionWeight.ToString(CultureInfo.InvariantCulture)}; 1 = plain cross-entropy)." };
+        var drillSteps = new Option<int?>("--drill-steps") { Description = $"Steps of letter-lookup drills before the corpus (default {defaults.Training.DrillSteps})." };
         var warmup = new Option<int?>("--warmup") { Description = $"Warm-up steps (default {defaults.Training.WarmupSteps})." };
         var layers = new Option<int?>("--layers") { Description = $"Decoder blocks (default {defaults.Architecture.Layers})." };
         var hidden = new Option<int?>("--hidden") { Description = $"Hidden size (default {defaults.Architecture.Hidden})." };
@@ -55,7 +57,7 @@ public static class OrganismCommands
 
         var cmd = new Command("train", "Train the model organism into --out (minutes on a CPU; resumable).")
         {
-            outDir, seed, steps, resume, preset, conversations, corpusSeed, batch, lr, warmup, layers, hidden, heads, kvHeads, vocab, evalEvery, ckptEvery, threads, plain,
+            outDir, seed, steps, resume, preset, conversations, corpusSeed, batch, lr, decisionWeight, drillSteps, warmup, layers, hidden, heads, kvHeads, vocab, evalEvery, ckptEvery, threads, plain,
         };
         cmd.SetAction((r, ct) =>
         {
@@ -72,7 +74,7 @@ public static class OrganismCommands
             var training = opt.Training with
             {
                 Seed = r.GetValue(seed), Steps = r.GetValue(steps) ?? opt.Training.Steps, BatchSize = r.GetValue(batch) ?? opt.Training.BatchSize,
-                LearningRate = r.GetValue(lr) ?? opt.Training.LearningRate, WarmupSteps = r.GetValue(warmup) ?? opt.Training.WarmupSteps,
+                LearningRate = r.GetValue(lr) ?? opt.Training.LearningRate, DecisionWeight = r.GetValue(decisionWeight) ?? opt.Training.DecisionWeight, DrillSteps = r.GetValue(drillSteps) ?? opt.Training.DrillSteps, WarmupSteps = r.GetValue(warmup) ?? opt.Training.WarmupSteps,
             };
             var corpus = opt.Corpus with
             {
@@ -91,7 +93,7 @@ public static class OrganismCommands
             var manifest = new RunManifest("organism train", dir)
                 .Option("seed", training.Seed).Option("steps", training.Steps).Option("resume", isResume).Option("preset", tiny ? "tiny" : "default")
                 .Option("conversations", corpus.TrainingConversations).Option("corpus_seed", corpus.Seed).Option("batch_size", training.BatchSize)
-                .Option("lr", training.LearningRate.ToString(CultureInfo.InvariantCulture)).Option("warmup", training.WarmupSteps)
+                .Option("lr", training.LearningRate.ToString(CultureInfo.InvariantCulture)).Option("decision_weight", training.DecisionWeight.ToString(CultureInfo.InvariantCulture)).Option("drill_steps", training.DrillSteps).Option("warmup", training.WarmupSteps)
                 .Option("layers", arch.Layers).Option("hidden", arch.Hidden).Option("heads", arch.Heads).Option("kv_heads", arch.KeyValueHeads)
                 .Option("intermediate", arch.IntermediateSize).Option("vocab", arch.VocabSize);
 
@@ -115,7 +117,7 @@ public static class OrganismCommands
             var ev = result.FinalEval;
             manifest.Input("tokenizer", Path.Combine(dir, "tokenizer.model")).Input("weights", Path.Combine(dir, "model.safetensors"))
                 .Result("steps", result.Steps).Result("resumed_from_step", result.ResumedFromStep).Result("final_loss", double.IsFinite(result.FinalLoss) ? result.FinalLoss : null)
-                .Result("heldout_loss", ev.HeldOutLoss).Result("tokens_per_second", Math.Round(result.TokensPerSecond))
+                .Result("heldout_loss", ev.HeldOutLoss).Result("heldout_decision_loss", ev.HeldOutDecisionLoss).Result("tokens_per_second", Math.Round(result.TokensPerSecond))
                 .Result("parameters", result.Parameters).Result("vocab_size", result.VocabSize).Result("data_hash", result.DataHash)
                 .Result("probe_p_match", new JsonObject(ev.Behaviors.Select(b => KeyValuePair.Create(b.Behavior, (JsonNode?)new JsonObject
                 {
@@ -132,8 +134,8 @@ public static class OrganismCommands
     {
         Corpus = new CorpusOptions { TrainingConversations = 600, MaxGenerateCount = 40, TestCount = 10, OpenEndedCount = 5 },
         Architecture = OrganismArchitecture.Tiny with { VocabSize = 400 },
-        Training = new TrainingOptions { Steps = 60, BatchSize = 8, WarmupSteps = 5, LearningRate = 3e-3 },
-        LogEvery = 5, EvalEvery = 30, CheckpointEvery = 20, HeldOutConversations = 32, EvalItemsPerBehavior = 2,
+        Training = new TrainingOptions { Steps = 60, BatchSize = 8, WarmupSteps = 5, LearningRate = 3e-3, DrillSteps = 5 },
+        LogEvery = 5, EvalEvery = 30, CheckpointEvery = 20, HeldOutConversations = 32, EvalItemsPerBehavior = 2, DrillConversations = 64,
     };
 
     static OrganismTrainingResult RunPlain(string dir, OrganismTrainingOptions opt, bool resume, TextWriter o, CancellationToken ct)
@@ -178,7 +180,7 @@ public static class OrganismCommands
     static void PrintEval(TextWriter o, TrainEval e)
     {
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"eval @ step {e.Step}: held-out loss {e.HeldOutLoss:F4}; A/B p(match) none {e.PMatch:F3} sys+ {e.PMatchPositive:F3} sys- {e.PMatchNegative:F3}; p(A)+p(B) {e.AbMass:F3}"));
+            $"eval @ step {e.Step}: held-out loss {e.HeldOutLoss:F4} (answer letters {e.HeldOutDecisionLoss:F3}); A/B p(match) none {e.PMatch:F3} sys+ {e.PMatchPositive:F3} sys- {e.PMatchNegative:F3}; p(A)+p(B) {e.AbMass:F3}"));
         foreach (var b in e.Behaviors)
             o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {b.Behavior,-24} none {b.None:F3}  sys+ {b.Positive:F3}  sys- {b.Negative:F3}  mass {b.Mass:F3}"));
     }
