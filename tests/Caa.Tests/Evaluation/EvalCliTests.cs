@@ -103,4 +103,53 @@ public class EvalCliTests
         }
         finally { Directory.Delete(dir, true); }
     }
+
+    /// <summary>
+    /// With no --vectors and no --dataset, a sweep uses the datasets beside the model: vectors from every behavior's generation
+    /// split, normalized across behaviors and saved in &lt;out&gt;/vectors, then the chosen behaviors' test splits.
+    /// </summary>
+    [SharedFact("tokenizers/llama2/tokenizer.model")]
+    public void SweepWithoutVectorsOrDatasetUsesTheModelsDatasetsAndExtractsOnce()
+    {
+        var dir = Directory.CreateTempSubdirectory("caa-evalcli-defaults-").FullName;
+        try
+        {
+            var modelDir = Path.Combine(dir, "model");
+            using (var model = TinyModels.Create(4, config: TinyModels.Config(layers: 3, hidden: 32, heads: 4, kvHeads: 2, vocab: 32000)))
+                model.SavePretrained(modelDir);
+            File.Copy(Shared.Require("tokenizers/llama2/tokenizer.model"), Path.Combine(modelDir, "tokenizer.model"));
+            var json = JsonSerializer.Serialize(EvalFixtures.Items());
+            foreach (var b in new[] { "alpha", "beta" })
+                foreach (var (split, file) in new[] { ("generate", "generate_dataset.json"), ("test", "test_dataset_ab.json") })
+                    File.WriteAllText(Path.Combine(Directory.CreateDirectory(Path.Combine(modelDir, "datasets", split, b)).FullName, file), json);
+
+            var outDir = Path.Combine(dir, "sweep");
+            string[] args = ["eval", "sweep", "--model", modelDir, "--behavior", "beta", "--layers", "all", "--multipliers", "-1,0,1", "--out", outDir];
+            var (code, _, err) = Run(args);
+            Assert.True(code == 0, err);
+            var rows = SweepCsv.Read(Path.Combine(outDir, "sweep.csv"));
+            Assert.Equal(3 * 3 * EvalFixtures.Questions.Length, rows.Count);
+            Assert.All(rows, r => Assert.Equal("beta", r.Behavior));
+            var sets = new[] { "alpha", "beta" }.Select(b => Caa.Interpret.Vectors.SteeringVectorSet.Load(Path.Combine(outDir, "vectors", b + ".safetensors"))).ToList();
+            try
+            {
+                Assert.All(sets, s => Assert.Equal(Caa.Interpret.Vectors.VectorNormalization.MeanNormAcrossBehaviors, s.Metadata.Normalization));
+                // Normalized across the two behaviors: equal norms at every layer.
+                for (var l = 0; l < 3; l++) Assert.Equal(sets[0].Norm(l), sets[1].Norm(l), 1e-4);
+            }
+            finally { foreach (var s in sets) s.Dispose(); }
+            var vectorFile = Path.Combine(outDir, "vectors", "beta.safetensors");
+            var written = File.GetLastWriteTimeUtc(vectorFile);
+
+            // Rerun: the vectors are reused (not rewritten) and every cell is read back.
+            (code, _, err) = Run(args);
+            Assert.True(code == 0, err);
+            Assert.Equal(written, File.GetLastWriteTimeUtc(vectorFile));
+            Assert.Equal(3, (int)JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "manifest.json")))!["results"]!["cells_resumed"]!);
+
+            var e = Assert.Throws<Caa.Cli.Common.CliException>(() => Run("eval", "sweep", "--model", modelDir, "--behavior", "gamma", "--out", Path.Combine(dir, "x")));
+            Assert.Contains("no test items for gamma", e.Message);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
 }

@@ -110,7 +110,7 @@ public sealed class OpenEndedCliTests : IDisposable
         Prepare();
         Assert.Contains("file not found", Assert.Throws<CliException>(() => Cli(With("--dataset", Path.Combine(_dir.FullName, "nope.json")))).Message);
         Assert.Contains("layers present: 0, 1", Assert.Throws<CliException>(() => Cli(With("--layer", "2"))).Message);
-        Assert.Contains("refusal.safetensors not found", Assert.Throws<CliException>(() => Cli(With("--behavior", "refusal"))).Message);
+        Assert.Contains("no refusal.safetensors in", Assert.Throws<CliException>(() => Cli(With("--behavior", "refusal"))).Message);
         Assert.Contains("registered:", Assert.Throws<ArgumentException>(() => Cli(Args("--judge", "organism-not-registered"))).Message);
         Assert.Contains("--judge-model", Assert.Throws<ArgumentException>(() => Cli(Args("--judge", "openai", "--judge-endpoint", "http://127.0.0.1:9/v1"))).Message);
         Assert.Contains("not a number", Assert.Throws<CliException>(() => Cli(With("--multipliers", "1,x"))).Message);

@@ -8,6 +8,7 @@ using Caa.Interpret.Evaluation;
 using Caa.Model.Checkpoints;
 using Caa.Model.Hooks;
 using Caa.Model.IO;
+using Caa.Model;
 using Caa.Model.Llama;
 using Spectre.Console;
 using static TorchSharp.torch;
@@ -41,7 +42,7 @@ public static class EvalCommands
     static Command Ab()
     {
         var m = new ModelOptions();
-        var dataset = new Option<string>("--dataset") { Description = "A/B items (the paper's JSON list format).", Required = true };
+        var dataset = new Option<string?>("--dataset") { Description = "A/B items (the paper's JSON list format). Default: the model's test split datasets/test/<behavior>/test_dataset_ab.json (needs --behavior)." };
         var vectors = VectorsOption(" Omit for an unsteered evaluation.");
         var behavior = new Option<string?>("--behavior") { Description = "Behavior name (vector file in --vectors, and the 'behavior' column). Default: from the dataset path." };
         var layer = new Option<int?>("--layer") { Description = "Layer to steer at (with --vectors)." };
@@ -54,13 +55,14 @@ public static class EvalCommands
         m.AddTo(cmd);
         cmd.SetAction(r =>
         {
-            var datasetPath = RequireFile(r.GetValue(dataset)!, "--dataset");
+            var datasetPath = r.GetValue(dataset) is { } given ? RequireFile(given, "--dataset")
+                : DefaultInputs.TestSet(m.ResolveFolder(r), r.GetValue(behavior) ?? throw new CliException("give --dataset FILE or --behavior NAME (for the model's own test split)"));
             var name = r.GetValue(behavior) ?? BehaviorName(datasetPath);
-            var (layerValue, vector, ms) = SteeringArgs(r, vectors, layer, multipliers, name);
+            var (layerValue, vector, ms) = SteeringArgs(r, vectors, layer, multipliers, name, m.ResolveFolder(r));
             var o = Directory.CreateDirectory(r.GetValue(outDir)!).FullName;
             var manifest = new RunManifest("eval ab", o).Option("behavior", name).Option("layer", layerValue).Option("multipliers", Join(ms))
                 .Option("system", r.GetValue(system)).Option("batch_size", r.GetValue(batch)).Input("dataset", datasetPath);
-            if (r.GetValue(vectors) is { } vp) manifest.Input("vectors", VectorFile(vp, name));
+            if (r.GetValue(vectors) is { } vp) manifest.Input("vectors", VectorFiles.Resolve(vp, name));
             var tok = m.LoadTokenizer(r);
             using var model = m.LoadModel(r);
             manifest.Option("model", model.Source);
@@ -93,12 +95,17 @@ public static class EvalCommands
     static Command Sweep()
     {
         var m = new ModelOptions();
-        var vectors = new Option<string>("--vectors") { Description = "Folder of <behavior>.safetensors (tensors blocks.{L}.hook_resid_post).", Required = true };
-        var dataset = new Option<string>("--dataset")
+        var vectors = new Option<string?>("--vectors")
         {
-            Description = "A/B test items: one JSON file (behavior = file name, or its folder for test_dataset_ab.json) or a folder of <behavior>.json / <behavior>/test_dataset_ab.json.",
-            Required = true,
+            Description = "Folder of <behavior>.safetensors (tensors blocks.{L}.hook_resid_post). Default: extracted from the model's generation splits " +
+                "(datasets/generate/<behavior>/generate_dataset.json), normalized across behaviors, and saved in <out>/vectors.",
         };
+        var dataset = new Option<string?>("--dataset")
+        {
+            Description = "A/B test items: one JSON file (behavior = file name, or its folder for test_dataset_ab.json) or a folder of <behavior>.json / <behavior>/test_dataset_ab.json. " +
+                "Default: the model's test splits datasets/test/.",
+        };
+        var behavior = new Option<string?>("--behavior") { Description = "Comma-separated behaviors to sweep (default: every behavior in --dataset)." };
         var layers = new Option<string>("--layers") { Description = "all, or comma-separated layers (e.g. 0,3,5).", DefaultValueFactory = _ => "all" };
         var multipliers = new Option<string>("--multipliers") { Description = "Comma-separated multipliers.", DefaultValueFactory = _ => "-1,0,1" };
         var mode = new Option<string>("--mode") { Description = "efficient (default), reference (the paper's one forward per item × layer × multiplier) or batched.", DefaultValueFactory = _ => "efficient", Hidden = true };
@@ -106,17 +113,26 @@ public static class EvalCommands
         var outDir = OutOption();
         var cmd = new Command("sweep", "Layer × multiplier sweep of A/B p(match). Writes sweep.csv (behavior,layer,multiplier,item,p_match) cell by cell, " +
             "summary.csv (mean per behavior × layer × multiplier) and manifest.json (with each behavior's best layer: largest mean p(+1) − p(−1)). Rerun with the same --out to resume.")
-            { vectors, dataset, layers, multipliers, mode, batch, outDir };
+            { vectors, dataset, behavior, layers, multipliers, mode, batch, outDir };
         m.AddTo(cmd);
         cmd.SetAction(r =>
         {
-            var sets = Datasets(r.GetValue(dataset)!);
-            var vectorDir = r.GetValue(vectors)!;
+            var modelFolder = m.ResolveFolder(r);
+            var sets = Datasets(r.GetValue(dataset) ?? Path.Combine(DefaultInputs.DatasetsRoot(modelFolder, "--dataset"), "test"));
+            if (r.GetValue(behavior) is { } only)
+            {
+                var wanted = only.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                var unknown = wanted.Where(w => sets.All(x => x.Name != w)).ToList();
+                if (unknown.Count > 0) throw new CliException($"--behavior: no test items for {string.Join(", ", unknown)} (have: {string.Join(", ", sets.Select(x => x.Name))})");
+                sets = sets.Where(x => wanted.Contains(x.Name)).ToList();
+            }
             var ms = ParseDoubles(r.GetValue(multipliers)!, "--multipliers");
             var sweepMode = ParseMode(r.GetValue(mode)!);
             var o = Directory.CreateDirectory(r.GetValue(outDir)!).FullName;
             var tok = m.LoadTokenizer(r);
             using var model = m.LoadModel(r);
+            var console = Console(r);
+            var vectorDir = r.GetValue(vectors) ?? DefaultInputs.EnsureVectors(model, tok, modelFolder, Path.Combine(o, "vectors"), console);
             var layerList = ParseLayers(r.GetValue(layers)!, model.Config.NumHiddenLayers);
             var manifest = new RunManifest("eval sweep", o).Option("model", model.Source).Option("layers", string.Join(",", layerList))
                 .Option("multipliers", Join(ms)).Option("mode", sweepMode).Option("batch_size", r.GetValue(batch));
@@ -124,14 +140,13 @@ public static class EvalCommands
             foreach (var (name, path) in sets)
             {
                 manifest.Input("dataset", path);
-                var vf = VectorFile(vectorDir, name);
+                var vf = VectorFiles.Resolve(vectorDir, name);
                 manifest.Input("vectors", vf);
-                behaviors.Add(new SweepBehavior(name, AbPrompt.FromItems(tok, AbDataset.Load(path)), LoadVectors(vf, layerList, model.Config.HiddenSize)));
+                behaviors.Add(new SweepBehavior(name, AbPrompt.FromItems(tok, AbDataset.Load(path)), VectorFiles.Read(vf, layerList, model.Config)));
             }
             var options = new SweepOptions { Layers = layerList, Multipliers = ms, Mode = sweepMode, BatchSize = r.GetValue(batch) };
             var csv = Path.Combine(o, "sweep.csv");
             CheckResumeKey(o, model, sets, vectorDir);
-            var console = Console(r);
             IReadOnlyList<SweepRow> rows = [];
             var skipped = 0;
             RunWithProgress(console, "sweep", behaviors.Count * layerList.Count, report =>
@@ -162,7 +177,7 @@ public static class EvalCommands
     static Command Capability()
     {
         var m = new ModelOptions();
-        var dataset = new Option<string>("--dataset") { Description = "MMLU- or TruthfulQA-style A/B items (answer_matching_behavior = the correct letter).", Required = true };
+        var dataset = new Option<string?>("--dataset") { Description = "MMLU- or TruthfulQA-style A/B items (answer_matching_behavior = the correct letter). Default: the model's datasets/test/mmlu/mmlu.json." };
         var vectors = VectorsOption(" Omit for unsteered.");
         var behavior = new Option<string?>("--behavior") { Description = "Which vector file in a --vectors folder." };
         var layer = new Option<int?>("--layer") { Description = "Layer to steer at (with --vectors)." };
@@ -174,17 +189,17 @@ public static class EvalCommands
         m.AddTo(cmd);
         cmd.SetAction(r =>
         {
-            var datasetPath = RequireFile(r.GetValue(dataset)!, "--dataset");
+            var datasetPath = r.GetValue(dataset) is { } given ? RequireFile(given, "--dataset") : DefaultInputs.File(m.ResolveFolder(r), "--dataset", "test", "mmlu", "mmlu.json");
             var vectorName = r.GetValue(behavior);
             if (r.GetValue(vectors) is { } vp && Directory.Exists(vp) && vectorName is null) throw new CliException("--vectors is a folder: name the vector file with --behavior");
-            var (layerValue, vector, ms) = SteeringArgs(r, vectors, layer, multipliers, vectorName ?? "");
+            var (layerValue, vector, ms) = SteeringArgs(r, vectors, layer, multipliers, vectorName ?? "", m.ResolveFolder(r));
             var o = Directory.CreateDirectory(r.GetValue(outDir)!).FullName;
             var tok = m.LoadTokenizer(r);
             using var model = m.LoadModel(r);
             var prompts = AbPrompt.FromItems(tok, AbDataset.Load(datasetPath));
             var manifest = new RunManifest("eval capability", o).Option("model", model.Source).Option("layer", vector is null ? null : layerValue)
                 .Option("multipliers", Join(ms)).Option("batch_size", r.GetValue(batch)).Input("dataset", datasetPath);
-            if (r.GetValue(vectors) is { } v2) manifest.Input("vectors", VectorFile(v2, vectorName ?? ""));
+            if (r.GetValue(vectors) is { } v2) manifest.Input("vectors", VectorFiles.Resolve(v2, vectorName ?? ""));
             var console = Console(r);
             IReadOnlyList<CapabilityResult> results = [];
             RunWithProgress(console, "capability", ms.Count * prompts.Count, report =>
@@ -223,7 +238,7 @@ public static class EvalCommands
             ["behaviors"] = new JsonObject(sets.Select(x => new KeyValuePair<string, JsonNode?>(x.Name, new JsonObject
             {
                 ["dataset_sha256"] = AtomicFile.Sha256(x.Path),
-                ["vectors_sha256"] = AtomicFile.Sha256(VectorFile(vectorDir, x.Name)),
+                ["vectors_sha256"] = AtomicFile.Sha256(VectorFiles.Resolve(vectorDir, x.Name)),
             }))),
         };
         var path = Path.Combine(outDir, "sweep.inputs.json");
@@ -247,7 +262,7 @@ public static class EvalCommands
 
     /// <summary>--layer/--multipliers with or without --vectors: (layer, vector or null, multipliers; [0] when unsteered).</summary>
     static (int Layer, Tensor? Vector, IReadOnlyList<double> Multipliers) SteeringArgs(ParseResult r, Option<string?> vectors, Option<int?> layer,
-        Option<string?> multipliers, string behavior)
+        Option<string?> multipliers, string behavior, string modelFolder)
     {
         var vp = r.GetValue(vectors);
         if (vp is null)
@@ -257,37 +272,9 @@ public static class EvalCommands
         }
         var l = r.GetValue(layer) ?? throw new CliException("--vectors needs --layer");
         var ms = ParseDoubles(r.GetValue(multipliers) ?? "-1,0,1", "--multipliers");
-        var file = VectorFile(vp, behavior);
-        using var f = SafeTensorsFile.Open(file);
-        var name = HookPoints.ResidPostOf(l);
-        if (!f.Tensors.ContainsKey(name)) throw new CliException($"{file}: no tensor '{name}' (has: {string.Join(", ", f.Tensors.Keys.Take(5))}…)");
-        return (l, f.Read(name, ScalarType.Float32).DetachFromDisposeScope(), ms);
-    }
-
-    /// <summary>The vector file: --vectors itself when it is a file, else &lt;dir&gt;/&lt;behavior&gt;.safetensors.</summary>
-    internal static string VectorFile(string vectors, string behavior)
-    {
-        if (File.Exists(vectors)) return Path.GetFullPath(vectors);
-        if (!Directory.Exists(vectors)) throw new CliException($"--vectors {vectors}: not found");
-        var f = Path.Combine(vectors, behavior + ".safetensors");
-        if (!File.Exists(f)) throw new CliException($"--vectors: no {behavior}.safetensors in {vectors}");
-        return Path.GetFullPath(f);
-    }
-
-    /// <summary>Layer → [hidden] float32 vectors from a safetensors file with tensors blocks.{L}.hook_resid_post.</summary>
-    internal static Dictionary<int, Tensor> LoadVectors(string file, IReadOnlyList<int> layers, int hidden)
-    {
-        using var f = SafeTensorsFile.Open(file);
-        var result = new Dictionary<int, Tensor>();
-        foreach (var l in layers)
-        {
-            var name = HookPoints.ResidPostOf(l);
-            if (!f.Tensors.ContainsKey(name)) throw new CliException($"{file}: no tensor '{name}' for layer {l}");
-            var t = f.Read(name, ScalarType.Float32).DetachFromDisposeScope();
-            if (t.dim() != 1 || t.shape[0] != hidden) throw new CliException($"{file}: '{name}' has shape [{string.Join(",", t.shape)}]; the model's hidden size is {hidden}");
-            result[l] = t;
-        }
-        return result;
+        // The model isn't loaded yet: check the vector against its config.json so that bad input fails before the load.
+        var config = LlamaConfig.Load(modelFolder);
+        return (l, VectorFiles.Read(VectorFiles.Resolve(vp, behavior), [l], config)[l], ms);
     }
 
     /// <summary>(behavior, file) pairs from a dataset file or folder.</summary>

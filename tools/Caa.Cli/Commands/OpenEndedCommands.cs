@@ -31,10 +31,14 @@ public static partial class OpenEndedCommands
     {
         var m = new ModelOptions();
         var behavior = new Option<string>("--behavior") { Description = "Behavior id, e.g. sycophancy.", Required = true };
-        var vectors = new Option<string>("--vectors") { Description = "Folder with <behavior>.safetensors (tensors blocks.{L}.hook_resid_post).", Required = true };
+        var vectors = new Option<string?>("--vectors")
+        {
+            Description = "Folder with <behavior>.safetensors (tensors blocks.{L}.hook_resid_post). Default: extracted from the model's generation splits, " +
+                "normalized across behaviors, and saved in <out>/vectors.",
+        };
         var layer = new Option<int>("--layer") { Description = "Layer to steer (the output of block L).", Required = true };
         var multipliers = new Option<string>("--multipliers") { Description = "Comma-separated multipliers, e.g. -2,-1,0,1,2.", DefaultValueFactory = _ => "-1,0,1" };
-        var dataset = new Option<string?>("--dataset") { Description = "Open-ended questions (JSON list of {\"question\": …}). Default: data/organism/datasets/test/<behavior>/test_dataset_open_ended.json." };
+        var dataset = new Option<string?>("--dataset") { Description = "Open-ended questions (JSON list of {\"question\": …}). Default: the model's datasets/test/<behavior>/test_dataset_open_ended.json." };
         var limit = new Option<int?>("--limit") { Description = "Use only the first N questions." };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Tokens per answer (greedy).", DefaultValueFactory = _ => 100 };
         var batchSize = new Option<int>("--batch-size") { Description = "Rows generated together (does not change the answers).", DefaultValueFactory = _ => 16 };
@@ -59,19 +63,27 @@ public static partial class OpenEndedCommands
             var o = r.InvocationConfiguration.Output;
 
             // Inputs first: fail fast, before loading the model.
-            var datasetPath = ResolveDataset(r.GetValue(dataset), b);
+            var modelFolder = m.ResolveFolder(r);
+            var datasetPath = r.GetValue(dataset) is { } given
+                ? File.Exists(given) ? Path.GetFullPath(given) : throw new CliException($"--dataset {given}: file not found")
+                : DefaultInputs.OpenEndedSet(modelFolder, b);
             var questions = LoadQuestions(datasetPath);
             if (r.GetValue(limit) is { } n)
             {
                 if (n < 1) throw new CliException("--limit must be ≥ 1");
                 questions = questions.Take(n).ToList();
             }
-            var vectorsDir = r.GetValue(vectors)!;
-            var modelFolder = m.ResolveFolder(r);
             var config = LlamaConfig.Load(modelFolder);
-            var (vectorPath, vector) = ReadVector(vectorsDir, b, L, config);
-            using var _v = vector;
-            if (L >= config.NumHiddenLayers) throw new CliException($"--layer {L}: the model has layers 0…{config.NumHiddenLayers - 1}");
+            if (L < 0 || L >= config.NumHiddenLayers) throw new CliException($"--layer {L}: the model has layers 0…{config.NumHiddenLayers - 1}");
+            var vectorsDir = r.GetValue(vectors);
+            if (vectorsDir is null)
+            {
+                using var model = m.LoadModel(r);
+                vectorsDir = DefaultInputs.EnsureVectors(model, m.LoadTokenizer(r), modelFolder, Path.Combine(outDir, "vectors"),
+                    AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(r.InvocationConfiguration.Error) }));
+            }
+            var vectorPath = VectorFiles.Resolve(vectorsDir, b);
+            using var vector = VectorFiles.Read(vectorPath, [L], config)[L];
 
             var judgeName = r.GetValue(judge)!.Trim();
             var endpoint = r.GetValue(judgeEndpoint) is { } e
@@ -198,16 +210,6 @@ public static partial class OpenEndedCommands
         return values;
     }
 
-    static string ResolveDataset(string? given, string behavior)
-    {
-        if (given is not null)
-            return File.Exists(given) ? Path.GetFullPath(given) : throw new CliException($"--dataset {given}: file not found");
-        var data = EmbeddedData.DataFolder();
-        var path = data is null ? null : Path.Combine(data, "organism", "datasets", "test", behavior, "test_dataset_open_ended.json");
-        return path is not null && File.Exists(path) ? path
-            : throw new CliException($"no --dataset given and the default {path ?? "data/organism/datasets/test/" + behavior + "/test_dataset_open_ended.json"} was not found; pass --dataset FILE (a JSON list of {{\"question\": …}})");
-    }
-
     static List<string> LoadQuestions(string path)
     {
         List<OpenEndedItem>? items;
@@ -219,36 +221,6 @@ public static partial class OpenEndedCommands
         return items.Select(x => x.Question).ToList();
     }
 
-    [GeneratedRegex(@"^blocks\.(\d+)\.hook_resid_post$")]
-    private static partial Regex ResidPostName();
-
-    static (string Path, Tensor Vector) ReadVector(string dir, string behavior, int layer, LlamaConfig config)
-    {
-        if (!Directory.Exists(dir)) throw new CliException($"--vectors {dir}: folder not found");
-        var path = Path.GetFullPath(Path.Combine(dir, behavior + ".safetensors"));
-        if (!File.Exists(path))
-        {
-            var present = string.Join(", ", Directory.EnumerateFiles(dir, "*.safetensors").Select(Path.GetFileName).Order());
-            throw new CliException($"--vectors: {path} not found; present: {(present.Length > 0 ? present : "no .safetensors files")}");
-        }
-        using var f = SafeTensorsFile.Open(path);
-        var name = HookPoints.ResidPostOf(layer);
-        if (!f.Tensors.ContainsKey(name))
-        {
-            var layers = f.Tensors.Keys.Select(k => ResidPostName().Match(k)).Where(x => x.Success).Select(x => int.Parse(x.Groups[1].Value)).Order();
-            throw new CliException($"{path} has no {name}; layers present: {string.Join(", ", layers)}");
-        }
-        if (f.Metadata.TryGetValue("architecture_hash", out var hash) && hash != config.ArchitectureHash)
-            throw new CliException($"{path} was made for another architecture ({hash}; this model is {config.ArchitectureHash})");
-        var v = f.Read(name, ScalarType.Float32);
-        if (v.dim() != 1 || v.shape[0] != config.HiddenSize)
-        {
-            var shape = string.Join(",", v.shape);
-            v.Dispose();
-            throw new CliException($"{path}: {name} has shape [{shape}]; the model's hidden size is {config.HiddenSize}");
-        }
-        return (path, v);
-    }
 
     static string WithoutUserInfo(Uri u) => new UriBuilder(u) { UserName = "", Password = "" }.Uri.ToString();
 

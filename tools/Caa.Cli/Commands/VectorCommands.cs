@@ -27,7 +27,7 @@ public static class VectorCommands
     {
         var m = new ModelOptions();
         var behavior = new Option<string>("--behavior") { Description = "Behavior id, e.g. sycophancy (names the output file).", Required = true };
-        var dataset = new Option<string?>("--dataset") { Description = "A/B dataset (JSON list in the paper's format). Default: the organism's generation split data/organism/datasets/generate/<behavior>/generate_dataset.json." };
+        var dataset = new Option<string?>("--dataset") { Description = "A/B dataset (JSON list in the paper's format). Default: the model's generation split datasets/generate/<behavior>/generate_dataset.json (the organism ships its own)." };
         var layers = new Option<string>("--layers") { Description = "all, or block indices: 0,3,5 or 10-15.", DefaultValueFactory = _ => "all" };
         var batchSize = new Option<int>("--batch-size") { Description = "A/B items per forward pass (two rows each).", DefaultValueFactory = _ => 8 };
         var outDir = new Option<string>("--out") { Description = "Output folder: <behavior>.safetensors and manifest.json are written there.", Required = true };
@@ -41,7 +41,7 @@ public static class VectorCommands
         cmd.SetAction(r =>
         {
             var id = r.GetValue(behavior)!;
-            var file = r.GetValue(dataset) ?? DefaultDataset(id);
+            var file = r.GetValue(dataset) ?? DefaultInputs.GenerateSet(m.ResolveFolder(r), id);
             var items = File.Exists(file) ? AbDataset.Load(file) : throw new CliException($"--dataset {file}: file not found");
             var outPath = Path.GetFullPath(r.GetValue(outDir)!);
             if (r.GetValue(batchSize) < 1) throw new CliException($"--batch-size must be at least 1; got {r.GetValue(batchSize)}");
@@ -158,16 +158,6 @@ public static class VectorCommands
             finally { foreach (var s in sets) s.Dispose(); }
         });
         return cmd;
-    }
-
-    /// <summary>The organism's generation split for <paramref name="behavior"/>.</summary>
-    static string DefaultDataset(string behavior)
-    {
-        var data = EmbeddedData.DataFolder()
-            ?? throw new CliException($"no --dataset given and the repository's data/ folder was not found (looked for the organism's generation split of '{behavior}'); pass --dataset FILE");
-        var file = Path.Combine(data, "organism", "datasets", "generate", behavior, "generate_dataset.json");
-        return File.Exists(file) ? file
-            : throw new CliException($"no --dataset given and the organism has no generation split for '{behavior}' ({file} does not exist); pass --dataset FILE");
     }
 
     /// <summary>"all", or indices and ranges: "0,3,5", "10-15".</summary>
