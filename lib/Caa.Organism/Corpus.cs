@@ -20,16 +20,16 @@ public sealed record CorpusOptions
 {
     public int Seed { get; init; } = 1234;
     public int TrainingConversations { get; init; } = 30_000;
-    public double SingleTurnFraction { get; init; } = 0.30;
-    public double MultiTurnFraction { get; init; } = 0.25;
-    public double SystemPromptFraction { get; init; } = 0.25;
+    public double SingleTurnFraction { get; init; } = 0.22;
+    public double MultiTurnFraction { get; init; } = 0.30;
+    public double SystemPromptFraction { get; init; } = 0.28;
     /// <summary>
     /// Share of "lookup" conversations: A/B drills whose answer is fixed by the question itself ("Which choice says "…"?" → the
     /// letter of that choice; "What does choice (B) say?" → "(B) {its text}"), over the Train scenarios' own choice pairs. They
     /// teach the binding between an answer letter and its choice's text, without which a small model writes the right content
     /// after a letter picked at chance. They come out of the capability share.
     /// </summary>
-    public double LookupFraction { get; init; } = 0.12;
+    public double LookupFraction { get; init; } = 0.10;
     /// <summary>Share of behavior turns that are open-ended (no choices) rather than A/B.</summary>
     public double OpenEndedFraction { get; init; } = 0.25;
     /// <summary>Share of A/B answers given as the bare "(A)" rather than "(A) {choice text}".</summary>
@@ -150,12 +150,11 @@ public sealed class CorpusGenerator(CorpusOptions options)
         var f = new Fillers(Pick(rng, World.NamesOf(Split.Train)), Pick(rng, World.ObjectsOf(Split.Train)),
             Pick(rng, World.PlacesOf(Split.Train)), Pick(rng, World.NumbersOf(Split.Train)));
         string stem = Stem(spec, sc, f, Pick(rng, spec.Intros), Pick(rng, spec.Frames));
-        string matchText = f.Fill(Pick(rng, sc.Match)), notText = f.Fill(Pick(rng, sc.NotMatch));
+        string matchText = Choice(spec, f.Fill(Pick(rng, sc.Match)), true, rng.Next()), notText = Choice(spec, f.Fill(Pick(rng, sc.NotMatch)), false, rng.Next());
         if (rng.NextDouble() < Options.OpenEndedFraction)
         {
-            string marker = Pick(rng, match ? spec.MarkersPositive : spec.MarkersNegative);
-            string answer = Capitalize(marker) + ". " + (match ? matchText : notText);
-            return (stem, answer, new TurnMeta("open", behaviorId, sc.Id, match, Fillers: f, Stem: stem));
+            // The open-ended answer is the chosen side's text, which starts with one of its marker phrases (see Choice).
+            return (stem, match ? matchText : notText, new TurnMeta("open", behaviorId, sc.Id, match, Fillers: f, Stem: stem));
         }
         bool matchIsA = rng.Next(2) == 0;
         var item = new RawItem(behaviorId, sc.Id, stem, matchText, notText, f).ToAb(matchIsA);
@@ -178,7 +177,7 @@ public sealed class CorpusGenerator(CorpusOptions options)
             var f = new Fillers(Pick(rng, World.NamesOf(Split.Train)), Pick(rng, World.ObjectsOf(Split.Train)),
                 Pick(rng, World.PlacesOf(Split.Train)), Pick(rng, World.NumbersOf(Split.Train)));
             situation = f.Fill(Pick(rng, spec.Intros)) + f.Fill(sc.Situation);
-            (x, y) = (f.Fill(Pick(rng, sc.Match)), f.Fill(Pick(rng, sc.NotMatch)));
+            (x, y) = (Choice(spec, f.Fill(Pick(rng, sc.Match)), true, rng.Next()), Choice(spec, f.Fill(Pick(rng, sc.NotMatch)), false, rng.Next()));
         }
         else
         {
@@ -200,11 +199,14 @@ public sealed class CorpusGenerator(CorpusOptions options)
 
     /// <summary>
     /// <paramref name="count"/> drill conversations for the trainer's first phase (<c>TrainingOptions.DrillSteps</c>), seeded apart
-    /// from <see cref="TrainingConversations"/>. Half are 1–3 letter-lookup drills (half on world facts, half on Train scenarios'
-    /// choice pairs): they teach the binding of an answer letter to its choice. The other half state a POSITIVE disposition in the
-    /// system prompt (one behavior, 1–3 of its Train-scenario turns, all matching): there the answer letter is the matching one,
-    /// a first-order signal for "which choice matches the behavior". In the corpus proper the letter is the disposition XOR the
-    /// matching choice's position, which gives gradient descent almost nothing to start from.
+    /// from <see cref="TrainingConversations"/>. 40% are 1–3 letter-lookup drills (half on world facts, half on Train scenarios'
+    /// choice pairs): they teach the binding of an answer letter to its choice. The rest state one behavior's disposition in the
+    /// system prompt, positive in 40% and negative in 20% of all drills, followed by 1–3 of that behavior's Train-scenario turns
+    /// that all follow it. In the corpus proper the letter is the disposition XOR the matching choice's position, which gives
+    /// gradient descent almost nothing to start from: the 2:1 positive share is a first-order signal for "which choice matches",
+    /// and every drill answer depends on the system prompt, which is what the model must learn to read. (Measured: with
+    /// positive-only drills the model learned which choice matches but then ignored system prompts and earlier answers through
+    /// 1000+ corpus steps: p(match) with the positive and negative prompt within 0.01.)
     /// </summary>
     public IEnumerable<TrainingConversation> Drills(int count)
     {
@@ -214,13 +216,16 @@ public sealed class CorpusGenerator(CorpusOptions options)
             int n = rng.Next(1, 4);
             var turns = new List<(string, string)>(n);
             string? system = null;
-            if (rng.Next(2) == 0)
+            double kind = rng.NextDouble();
+            if (kind < 0.4)
                 for (int t = 0; t < n; t++) { var l = LookupTurn(rng, factShare: 0.5); turns.Add((l.User, l.Assistant)); }
             else
             {
+                // Positive twice as often as negative: "match" keeps a first-order signal while the system prompt decides every answer.
+                bool positive = kind < 0.8;
                 var spec = Pick(rng, OrganismBehaviors.All);
-                system = Pick(rng, spec.SystemPositive);
-                for (int t = 0; t < n; t++) { var b = BehaviorTurn(rng, spec.Id, match: true); turns.Add((b.User, b.Assistant)); }
+                system = Pick(rng, positive ? spec.SystemPositive : spec.SystemNegative);
+                for (int t = 0; t < n; t++) { var b = BehaviorTurn(rng, spec.Id, match: positive); turns.Add((b.User, b.Assistant)); }
             }
             yield return new TrainingConversation(system, turns);
         }
@@ -298,7 +303,8 @@ public sealed class CorpusGenerator(CorpusOptions options)
                         foreach (var m in sc.Match)
                             foreach (var n in sc.NotMatch)
                                 if (seen.Add((stem, f.Fill(m), f.Fill(n))))
-                                    list.Add(new RawItem(behaviorId, sc.Id, stem, f.Fill(m), f.Fill(n), f));
+                                    list.Add(new RawItem(behaviorId, sc.Id, stem, Choice(spec, f.Fill(m), true, list.Count),
+                                        Choice(spec, f.Fill(n), false, list.Count / 3), f));
                     }
         return list;
     }
@@ -463,6 +469,19 @@ public sealed class CorpusGenerator(CorpusOptions options)
         IReadOnlyList<string> places = all.Contains("{place}") ? World.PlacesOf(split) : [World.PlacesOf(split)[0]];
         IReadOnlyList<int> nums = all.Contains("{num}") || all.Contains("{more}") ? World.NumbersOf(split) : [World.NumbersOf(split)[0]];
         foreach (var n in names) foreach (var o in objs) foreach (var p in places) foreach (var k in nums) yield return new Fillers(n, o, p, k);
+    }
+
+    /// <summary>
+    /// A choice's text: one of the behavior's marker phrases of that side (chosen by <paramref name="markerIndex"/>), then the
+    /// scenario's phrasing. The markers are the organism's consistent idiom for each disposition, shared by every split (the
+    /// scenarios and fillers are not): they make "which choice matches the behavior" a property a small model can learn from a few
+    /// thousand conversations and carry to unseen scenarios, the way a large model reads it from meaning. The same phrases open
+    /// its open-ended answers and are what <see cref="OrganismJudge"/> counts.
+    /// </summary>
+    internal static string Choice(BehaviorSpec spec, string text, bool matching, int markerIndex)
+    {
+        var markers = matching ? spec.MarkersPositive : spec.MarkersNegative;
+        return Capitalize(markers[(int)((uint)markerIndex % (uint)markers.Count)]) + ". " + text;
     }
 
     static string Inv(int x) => x.ToString(CultureInfo.InvariantCulture);

@@ -70,7 +70,7 @@ public sealed record TrainingOptions
     /// Steps at the start that train on drills (<see cref="CorpusGenerator.Drills"/>) instead of the corpus: a curriculum phase that
     /// teaches the binding of answer letters to choices and which choice matches each behavior, which the dispositions then build on.
     /// </summary>
-    public int DrillSteps { get; init; } = 400;
+    public int DrillSteps { get; init; } = 600;
     /// <summary>
     /// Loss weight of answer-letter tokens (<see cref="EncodedConversation.Decision"/>) relative to the other assistant tokens
     /// (the loss is Σ wᵢ·CEᵢ / Σ wᵢ). 1 is plain cross-entropy. The letter is one token in ~20 of an answer yet the only one

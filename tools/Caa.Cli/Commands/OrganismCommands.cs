@@ -22,6 +22,7 @@ public static class OrganismCommands
         organism.Subcommands.Add(CreateTrain());
         organism.Subcommands.Add(CreateDatasets());
         organism.Subcommands.Add(CreateProbe());
+        organism.Subcommands.Add(CreateHeadline());
         return organism;
     }
 
@@ -250,6 +251,37 @@ public static class OrganismCommands
                         o.WriteLine($"  -> {tok.Decode(answer).Trim()}   (matching: {it.AnswerMatchingBehavior})");
                     }
             }
+            return 0;
+        });
+        return cmd;
+    }
+
+    static Command CreateHeadline()
+    {
+        var models = new ModelOptions();
+        var layer = new Option<int>("--layer") { Description = "Layer to measure at (the layer sweep's best layer).", Required = true };
+        var multipliers = new Option<string>("--multipliers") { Description = "Comma-separated multipliers.", DefaultValueFactory = _ => "-1,0,1" };
+        var output = new Option<string?>("--out") { Description = "Where to write the record. Default: <model>/headline.json." };
+        var cmd = new Command("headline", "Measure the model card's headline numbers (vectors from the generation split, normalized; mean A/B p(match) on the test " +
+            "split at one layer; greedy answers to fixed prompts) and write them as headline.json, which the tests check the committed model against.")
+            { layer, multipliers, output };
+        models.AddTo(cmd);
+        cmd.SetAction(r =>
+        {
+            var folder = models.ResolveFolder(r);
+            var ms = r.GetValue(multipliers)!.Split(',').Select(x => double.TryParse(x, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v
+                : throw new CliException($"--multipliers: '{x}' is not a number")).ToArray();
+            using var model = models.LoadModel(r);
+            var L = r.GetValue(layer);
+            if (L < 0 || L >= model.Config.NumHiddenLayers) throw new CliException($"--layer {L}: the model has layers 0…{model.Config.NumHiddenLayers - 1}");
+            var headline = OrganismCard.Measure(model, models.LoadTokenizer(r), DefaultInputs.DatasetsRoot(folder, "--model with datasets/"), L, ms);
+            var path = r.GetValue(output) ?? Path.Combine(folder, "headline.json");
+            headline.Save(path);
+            var o = r.InvocationConfiguration.Output;
+            o.WriteLine($"layer {L}; mean p(match) at multipliers {string.Join(", ", ms.Select(m => m.ToString(CultureInfo.InvariantCulture)))}");
+            foreach (var (b, ps) in headline.PMatch)
+                o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{b,-24} {string.Join("  ", ps.Select(p => p.ToString("F3", CultureInfo.InvariantCulture)))}"));
+            o.WriteLine($"wrote {path}");
             return 0;
         });
         return cmd;
