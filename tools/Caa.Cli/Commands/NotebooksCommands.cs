@@ -80,7 +80,7 @@ public static partial class NotebooksCommands
         var interactive = !plain && ReferenceEquals(o, Console.Out) && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(o), Interactive = interactive ? InteractionSupport.Yes : InteractionSupport.No });
         o.WriteLine($"notebooks: {notebooks.Count} in {dir}; settings {s.SettingsFile}; model {s.Model}; output {s.Output}");
-        RestoreTools(repo, ct);
+        var repl = RestoreTools(repo, ct);
 
         var manifest = new RunManifest("notebooks", s.Output).Option("settings", s.SettingsFile).Option("model", s.Model).Option("device", s.Device)
             .Option("dtype", s.DType).Option("notebooks", dir).Option("results", s.ResultsFolder);
@@ -90,7 +90,7 @@ public static partial class NotebooksCommands
             var name = Path.GetFileNameWithoutExtension(nb);
             var executed = Path.Combine(s.Output, name + ".ipynb");
             var sw = Stopwatch.StartNew();
-            Execute(repo, dir, nb, executed, Path.Combine(logs, name + ".log"), env, TimeSpan.FromMinutes(timeoutMinutes), ct, status);
+            Execute(repl, dir, nb, executed, Path.Combine(logs, name + ".log"), env, TimeSpan.FromMinutes(timeoutMinutes), ct, status);
             outcomes.Add(new Outcome(name, sw.Elapsed.TotalSeconds, NotebookReport.FigureCount(executed), NotebookReport.CodeCells(executed)));
         }
 
@@ -151,30 +151,49 @@ public static partial class NotebooksCommands
                 }
     }
 
-    /// <summary>`dotnet tool restore`: installs the pinned dotnet-repl where it is missing (a no-op once it is there).</summary>
-    static void RestoreTools(string repo, CancellationToken ct)
+    /// <summary>
+    /// `dotnet tool restore` (installs the pinned dotnet-repl where it is missing; a no-op once it is there), then the path of the
+    /// tool's entry assembly in the NuGet packages folder. The notebooks run with their own folder as the working directory (as in
+    /// VS Code, so relative <c>#r</c> paths resolve the same way), where `dotnet tool run` would not find the repository's manifest.
+    /// </summary>
+    static string RestoreTools(string repo, CancellationToken ct)
     {
-        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = repo, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "tool", "restore" }) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi) ?? throw new CliException("could not start `dotnet tool restore`");
+        var (code, output) = RunDotnet(repo, ct, "tool", "restore");
+        if (code != 0) throw new CliException($"`dotnet tool restore` failed (exit {code}); dotnet-repl is needed to run the notebooks:\n{output}");
+        var manifest = Path.Combine(repo, ".config", "dotnet-tools.json");
+        var version = (string?)JsonNode.Parse(File.ReadAllText(manifest))?["tools"]?["dotnet-repl"]?["version"]
+            ?? throw new CliException($"{manifest} pins no dotnet-repl version");
+        var packages = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } env ? env
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+        var toolDir = Path.Combine(packages, "dotnet-repl", version, "tools");
+        return (Directory.Exists(toolDir) ? Directory.EnumerateFiles(toolDir, "dotnet-repl.dll", SearchOption.AllDirectories).Order(StringComparer.Ordinal).LastOrDefault() : null)
+            ?? throw new CliException($"dotnet-repl {version} was restored but {toolDir}/*/any/dotnet-repl.dll is missing (NuGet packages folder: {packages}; set NUGET_PACKAGES if it is elsewhere)");
+    }
+
+    static (int Code, string Output) RunDotnet(string workingDirectory, CancellationToken ct, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi) ?? throw new CliException($"could not start `dotnet {string.Join(' ', args)}`");
         var stdout = p.StandardOutput.ReadToEndAsync(ct);
         var stderr = p.StandardError.ReadToEndAsync(ct);
         p.WaitForExit();
-        if (p.ExitCode != 0)
-            throw new CliException($"`dotnet tool restore` failed (exit {p.ExitCode}); dotnet-repl 0.3.259 is needed to run the notebooks:\n{stdout.Result}{stderr.Result}");
+        return (p.ExitCode, stdout.Result + stderr.Result);
     }
 
     /// <summary>Runs one notebook with dotnet-repl in the notebooks' folder; the executed copy replaces <paramref name="executed"/> atomically.</summary>
-    static void Execute(string repo, string dir, string notebook, string executed, string log, IReadOnlyDictionary<string, string> env, TimeSpan timeout, CancellationToken ct, Action<string>? status)
+    static void Execute(string repl, string dir, string notebook, string executed, string log, IReadOnlyDictionary<string, string> env, TimeSpan timeout, CancellationToken ct, Action<string>? status)
     {
         var partial = Path.Combine(Path.GetDirectoryName(executed)!, "." + Path.GetFileNameWithoutExtension(executed) + ".running.ipynb");
         File.Delete(partial);
         var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
-        foreach (var a in new[] { "tool", "run", "dotnet-repl", "--", "--run", notebook, "--exit-after-run", "--output-path", partial }) psi.ArgumentList.Add(a);
+        foreach (var a in new[] { repl, "--run", notebook, "--exit-after-run", "--output-path", partial }) psi.ArgumentList.Add(a);
         foreach (var (k, v) in env) psi.Environment[k] = v;
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         psi.Environment["DOTNET_INTERACTIVE_CLI_TELEMETRY_OPTOUT"] = "1";
-        var name = Path.GetFileName(notebook);
+        // As the user knows it: relative to the current folder when below it (notebooks/03-….ipynb from the repository root).
+        var rel = Path.GetRelativePath(Directory.GetCurrentDirectory(), notebook);
+        var name = rel.StartsWith("..", StringComparison.Ordinal) || Path.IsPathRooted(rel) ? notebook : rel;
         using var p = Process.Start(psi) ?? throw new CliException($"{name}: could not start dotnet-repl");
         p.StandardInput.Close();
         using var logWriter = TextWriter.Synchronized(new StreamWriter(log));
@@ -190,22 +209,22 @@ public static partial class NotebooksCommands
                 p.Kill(entireProcessTree: true);
                 p.WaitForExit();
                 throw ct.IsCancellationRequested ? new OperationCanceledException(ct)
-                    : new CliException($"notebooks/{name}: still running after {timeout.TotalMinutes:F0} minutes; stopped (log: {log})");
+                    : new CliException($"{name}: still running after {timeout.TotalMinutes:F0} minutes; stopped (log: {log})");
             }
             status?.Invoke($"running {clock.Elapsed.TotalSeconds:F0} s");
         }
         p.WaitForExit();
         logWriter.Flush();
         if (!File.Exists(partial))
-            throw new CliException($"notebooks/{name}: dotnet-repl exited with code {p.ExitCode} without writing the executed notebook; log {log}:\n{Tail(log)}");
+            throw new CliException($"{name}: dotnet-repl exited with code {p.ExitCode} without writing the executed notebook; log {log}:\n{Tail(log)}");
         // dotnet-repl exits with 2 when a cell failed; it does not stop there, so the first error is the cause and later ones follow from it.
         if (NotebookReport.FirstError(partial) is { } error)
         {
             File.Move(partial, executed, overwrite: true);
-            throw new CliException($"notebooks/{name}, cell {error.Cell} ({error.FirstLine}): {error.Error}\nexecuted copy with all outputs: {executed}");
+            throw new CliException($"{name}, cell {error.Cell} ({error.FirstLine}): {error.Error}\nexecuted copy with all outputs: {executed}");
         }
         if (p.ExitCode != 0)
-            throw new CliException($"notebooks/{name}: dotnet-repl exited with code {p.ExitCode} although no cell reported an error; log {log}:\n{Tail(log)}");
+            throw new CliException($"{name}: dotnet-repl exited with code {p.ExitCode} although no cell reported an error; log {log}:\n{Tail(log)}");
         File.Move(partial, executed, overwrite: true);
     }
 

@@ -34,7 +34,10 @@ internal static class NotebookReport
                 if ((string?)output?["output_type"] == "error")
                 {
                     var first = Text(cells[i]?["source"]).Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.Length > 0 && !l.StartsWith("//", StringComparison.Ordinal)) ?? "";
-                    var message = ((string?)output?["evalue"] ?? (string?)output?["ename"] ?? "error").Trim();
+                    // The message without its stack frames: for an exception its first line, for compile errors every error (at most 8).
+                    var message = string.Join('\n', ((string?)output?["evalue"] ?? (string?)output?["ename"] ?? "error").Split('\n')
+                        .Select(l => l.TrimEnd()).Where(l => l.Trim().Length > 0 && !l.TrimStart().StartsWith("at ", StringComparison.Ordinal) && !l.Contains("--- End of", StringComparison.Ordinal))
+                        .Take(8));
                     return new NotebookCellError(i + 1, first, message);
                 }
         return null;
