@@ -28,7 +28,9 @@ public sealed class PolyglotKernelTests
         psi.Environment["DOTNET_INTERACTIVE_CLI_TELEMETRY_OPTOUT"] = "1";
         using var p = Process.Start(psi)!;
         var events = new BlockingCollection<JsonNode>();
-        var stderr = p.StandardError.ReadToEndAsync();
+        var stderr = new System.Text.StringBuilder();
+        p.ErrorDataReceived += (_, e) => { lock (stderr) stderr.AppendLine(e.Data); };
+        p.BeginErrorReadLine();
         _ = Task.Run(() =>
         {
             while (p.StandardOutput.ReadLine() is { } line)
@@ -50,7 +52,7 @@ public sealed class PolyglotKernelTests
                 p.StandardInput.Flush();
                 while (true)
                 {
-                    Assert.True(events.TryTake(out var e, TimeSpan.FromMinutes(5)), $"no answer to code cell {i + 1} within 5 minutes; stderr: {(stderr.IsCompleted ? stderr.Result : "")}");
+                    Assert.True(events.TryTake(out var e, TimeSpan.FromMinutes(5)), $"no answer to code cell {i + 1} within 5 minutes; stderr: {Locked(stderr)}");
                     var type = (string?)e!["eventType"];
                     if (type == "DisplayedValueProduced")
                         html.AddRange((e["event"]?["formattedValues"] as JsonArray ?? []).Where(v => (string?)v?["mimeType"] == "text/html").Select(v => (string?)v?["value"] ?? ""));
@@ -67,4 +69,6 @@ public sealed class PolyglotKernelTests
         Assert.Contains(html, h => h.Contains("class=\"caa-figure\"") && h.Contains(Figures.Figures.PlotlyJsScriptAttribute));   // the first chart inlines plotly.js
         Assert.Contains(html, h => h.Contains("class=\"caa-table\""));
     }
+
+    static string Locked(System.Text.StringBuilder sb) { lock (sb) return sb.ToString(); }
 }
