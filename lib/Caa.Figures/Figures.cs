@@ -16,7 +16,7 @@ public readonly record struct SweepPoint(string Behavior, int Layer, double Mult
 /// HTML file with plotly.js inlined (viewable offline). Every builder returns a <see cref="GenericChart"/>, so a
 /// notebook can display it or style it further.
 /// </summary>
-public static class Figures
+public static partial class Figures
 {
     /// <summary>The plotly.js version embedded in this assembly (matches Plotly.NET 6.0.0's figure JSON).</summary>
     public const string PlotlyJsVersion = "2.28.0";
@@ -257,7 +257,8 @@ public static class Figures
         else sb.Append("<script src=\"").Append(PlotlyJsCdnUrl).Append("\" charset=\"utf-8\"></script>\n");
         sb.Append("</head>\n<body style=\"margin:0\">\n<div id=\"caa-figure\" style=\"width:100%;height:95vh\"></div>\n<script type=\"text/javascript\">\n")
           .Append("var figure = ").Append(figure).Append(";\n")
-          .Append("Plotly.newPlot('caa-figure', figure.data, figure.layout, {responsive: true});\n</script>\n</body>\n</html>\n");
+          // The page sets the size (full width, 95% of the window) instead of Plotly.NET's default 600×600.
+          .Append("Plotly.newPlot('caa-figure', figure.data, Object.assign({}, figure.layout, {width: undefined, height: undefined, autosize: true}), {responsive: true});\n</script>\n</body>\n</html>\n");
         return sb.ToString();
     }
 

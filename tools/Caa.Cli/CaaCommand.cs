@@ -16,6 +16,7 @@ public static class CaaCommand
         foreach (var c in ModelCommands.Create()) root.Subcommands.Add(c);
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(ReproduceCommand.Create());
+        root.Subcommands.Add(NotebooksCommands.Create());
         root.Subcommands.Add(OrganismCommands.Create());
         root.Subcommands.Add(DatasetCommands.Create());
         root.Subcommands.Add(VectorCommands.Create());

@@ -149,6 +149,40 @@ public static class SweepSummary
         return best;
     }
 
+    /// <summary>
+    /// Per layer, the mean over behaviors of [mean p(match | <paramref name="plus"/>) − mean p(match | <paramref name="minus"/>)]:
+    /// how far the vectors move behavior in both directions at that layer. Only layers where every behavior in
+    /// <paramref name="rows"/> has both multipliers are included (ascending layer).
+    /// </summary>
+    public static SortedDictionary<int, double> SteeringEffectByLayer(IEnumerable<SweepRow> rows, double plus = 1, double minus = -1)
+    {
+        var means = Means(rows.Where(r => r.Multiplier == plus || r.Multiplier == minus));
+        var behaviors = means.Select(m => m.Behavior).Distinct().Count();
+        var result = new SortedDictionary<int, double>();
+        foreach (var g in means.GroupBy(m => m.Layer))
+        {
+            var effects = g.GroupBy(m => m.Behavior)
+                .Select(b => (P: b.FirstOrDefault(m => m.Multiplier == plus), N: b.FirstOrDefault(m => m.Multiplier == minus)))
+                .Where(x => x.P is not null && x.N is not null).Select(x => x.P!.MeanPMatch - x.N!.MeanPMatch).ToList();
+            if (effects.Count == behaviors && behaviors > 0) result[g.Key] = effects.Average();
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// The best steering layer over all behaviors: the layer of largest <see cref="SteeringEffectByLayer"/> (what <c>caa reproduce</c>
+    /// and the notebooks use for the detailed experiments; the paper's is layer 13 of Llama 2 7B). Ties go to the lower layer; null
+    /// when no layer has both multipliers for every behavior.
+    /// </summary>
+    public static int? BestLayerAcrossBehaviors(IEnumerable<SweepRow> rows, double plus = 1, double minus = -1)
+    {
+        int? best = null;
+        var bestEffect = double.NegativeInfinity;
+        foreach (var (layer, effect) in SteeringEffectByLayer(rows, plus, minus))
+            if (effect > bestEffect) { bestEffect = effect; best = layer; }
+        return best;
+    }
+
     /// <summary>The summary CSV (<see cref="Header"/>).</summary>
     public static string ToCsv(IEnumerable<SweepMean> means)
     {
