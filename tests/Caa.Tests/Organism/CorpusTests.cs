@@ -178,7 +178,10 @@ public sealed class CorpusTests(CorpusFixture fx, ITestOutputHelper output) : IC
                     {
                         var sc = OrganismBehaviors.Get(b).Scenarios.Single(s => s.Id == t.ScenarioId);
                         var side = t.Matching == true ? sc.Match : sc.NotMatch;
-                        Assert.Contains(chosen, side.Select(t.Fillers!.Fill));
+                        var spec = OrganismBehaviors.Get(b);
+                        var markers = t.Matching == true ? spec.MarkersPositive : spec.MarkersNegative;
+                        // "{Marker}. {the side's phrasing}"
+                        Assert.Contains(markers.SelectMany(m => side.Select(x => char.ToUpperInvariant(m[0]) + m[1..] + ". " + t.Fillers!.Fill(x))), c => c == chosen);
                         Assert.Equal(t.Matching, letter == t.MatchingLetter);
                     }
                 }

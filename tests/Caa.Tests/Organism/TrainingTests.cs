@@ -163,11 +163,11 @@ public sealed class TrainingTests(TrainingFixture fx, ITestOutputHelper output) 
     }
 
     [Fact]
-    public void DrillsAreLookupsOrPositiveDispositionsWithTheRightLetters()
+    public void DrillsAreLookupsOrStatedDispositionsWithTheRightLetters()
     {
         var drills = fx.Gen.Drills(300).ToList();
         Assert.Equal(drills.Select(d => d.System + string.Concat(d.Turns)), fx.Gen.Drills(300).Select(d => d.System + string.Concat(d.Turns)));
-        int lookups = 0, positives = 0;
+        int lookups = 0, positives = 0, negatives = 0;
         foreach (var d in drills)
         {
             Assert.InRange(d.Turns.Count, 1, 3);
@@ -189,14 +189,21 @@ public sealed class TrainingTests(TrainingFixture fx, ITestOutputHelper output) 
                 }
                 else
                 {
-                    positives++;
-                    // The system prompt states a positive disposition of the behavior whose scenario this is, and the answer matches.
-                    var spec = OrganismBehaviors.All.Single(b => b.SystemPositive.Contains(d.System));
-                    Assert.Contains(spec.Scenarios.SelectMany(sc => sc.Match), m => LooksLike(m, text));
+                    // The system prompt states one behavior's disposition, and the answer's choice is on that side:
+                    // the side's marker phrase, then one of the scenario's phrasings for that side.
+                    var spec = OrganismBehaviors.All.SingleOrDefault(b => b.SystemPositive.Contains(d.System));
+                    bool positive = spec is not null;
+                    spec ??= OrganismBehaviors.All.Single(b => b.SystemNegative.Contains(d.System));
+                    if (positive) positives++; else negatives++;
+                    var markers = positive ? spec.MarkersPositive : spec.MarkersNegative;
+                    var phrases = spec.Scenarios.SelectMany(sc => positive ? sc.Match : sc.NotMatch);
+                    Assert.Contains(markers, m => text.StartsWith(char.ToUpperInvariant(m[0]) + m[1..] + ". ", StringComparison.Ordinal) &&
+                        phrases.Any(p => LooksLike(p, text[(m.Length + 2)..])));
                 }
             }
         }
-        Assert.True(lookups > 100 && positives > 50, $"{lookups} lookups, {positives} positive A/B turns");
+        // 40% lookups, 40% positive, 20% negative drills (1–3 turns each)
+        Assert.True(lookups > 100 && positives > 50 && negatives > 25 && positives > negatives, $"{lookups} lookups, {positives} positive and {negatives} negative A/B turns");
     }
 
     /// <summary>Whether a scenario phrase with {slots} could have produced <paramref name="text"/>.</summary>
