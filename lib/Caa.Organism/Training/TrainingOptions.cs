@@ -51,7 +51,7 @@ public sealed record TrainingOptions
     /// <summary>Seeds the weights (<c>torch.manual_seed</c> and the initializer) and the data order.</summary>
     public long Seed { get; init; } = 1;
     /// <summary>Optimizer steps of the whole run (the cosine schedule ends here).</summary>
-    public int Steps { get; init; } = 3000;
+    public int Steps { get; init; } = 2400;
     /// <summary>Conversations per step (grouped by similar length; padding is masked).</summary>
     public int BatchSize { get; init; } = 16;
     public double LearningRate { get; init; } = 2e-3;
