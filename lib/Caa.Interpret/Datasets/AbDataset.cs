@@ -204,34 +204,28 @@ public static partial class AbDataset
         if (problems.Count > 0) throw new InvalidDataException(problems.OrderBy(p => p.Index ?? -1).First().ToString());
     }
 
-    static List<AbItem?> ReadAb(string path, bool rawAnswerLists, out List<DatasetProblem> problems)
-    {
-        problems = [];
-        var elements = ReadElements(path, problems);
-        var items = new List<AbItem?>(elements.Count);
-        for (var i = 0; i < elements.Count; i++)
+    static List<AbItem?> ReadAb(string path, bool rawAnswerLists, out List<DatasetProblem> problems) =>
+        ReadItems(path, out problems, (i, e, ps) =>
         {
-            var e = elements[i];
-            if (e.ValueKind != JsonValueKind.Object)
-            {
-                problems.Add(new DatasetProblem(path, i, $"item is a JSON {e.ValueKind.ToString().ToLowerInvariant()}, not an object"));
-                items.Add(null);
-                continue;
-            }
-            var before = problems.Count;
-            var q = Field(path, i, e, QuestionField, false, problems);
-            var m = Field(path, i, e, MatchingField, rawAnswerLists, problems);
-            var n = Field(path, i, e, NotMatchingField, rawAnswerLists, problems);
-            items.Add(problems.Count == before ? new AbItem(q!, m!, n!) : null);
-        }
-        return items;
-    }
+            var before = ps.Count;
+            var q = Field(path, i, e, QuestionField, false, ps);
+            var m = Field(path, i, e, MatchingField, rawAnswerLists, ps);
+            var n = Field(path, i, e, NotMatchingField, rawAnswerLists, ps);
+            return ps.Count == before ? new AbItem(q!, m!, n!) : null;
+        });
 
-    static List<OpenEndedItem?> ReadOpenEnded(string path, out List<DatasetProblem> problems)
+    static List<OpenEndedItem?> ReadOpenEnded(string path, out List<DatasetProblem> problems) =>
+        ReadItems(path, out problems, (i, e, ps) => Field(path, i, e, QuestionField, false, ps) is { } q ? new OpenEndedItem(q) : null);
+
+    /// <summary>
+    /// The file's items read by <paramref name="read"/> (index, JSON object, problems → item or null), in order; an element that
+    /// is not an object is a problem and a null item.
+    /// </summary>
+    static List<T?> ReadItems<T>(string path, out List<DatasetProblem> problems, Func<int, JsonElement, List<DatasetProblem>, T?> read) where T : class
     {
         problems = [];
         var elements = ReadElements(path, problems);
-        var items = new List<OpenEndedItem?>(elements.Count);
+        var items = new List<T?>(elements.Count);
         for (var i = 0; i < elements.Count; i++)
         {
             var e = elements[i];
@@ -241,8 +235,7 @@ public static partial class AbDataset
                 items.Add(null);
                 continue;
             }
-            var q = Field(path, i, e, QuestionField, false, problems);
-            items.Add(q is null ? null : new OpenEndedItem(q));
+            items.Add(read(i, e, problems));
         }
         return items;
     }

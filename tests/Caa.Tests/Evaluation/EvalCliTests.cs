@@ -20,23 +20,28 @@ public class EvalCliTests
         return (code, o.ToString(), e.ToString());
     }
 
+    /// <summary>A random-weight 3-layer model (hidden 32) saved in &lt;dir&gt;/model with the Llama 2 tokenizer.</summary>
+    static string ModelFolder(string dir, int seed)
+    {
+        var modelDir = Path.Combine(dir, "model");
+        using (var model = TinyModels.Create(seed, config: TinyModels.Config(layers: 3, hidden: 32, heads: 4, kvHeads: 2, vocab: 32000)))
+            model.SavePretrained(modelDir);
+        File.Copy(Shared.Require("tokenizers/llama2/tokenizer.model"), Path.Combine(modelDir, "tokenizer.model"));
+        return modelDir;
+    }
+
     [SharedFact("tokenizers/llama2/tokenizer.model")]
     public void SweepAbAndCapabilityWriteTheirFilesAndTheSweepResumes()
     {
         var dir = Directory.CreateTempSubdirectory("caa-evalcli-").FullName;
         try
         {
-            var modelDir = Path.Combine(dir, "model");
-            using (var model = TinyModels.Create(9, config: TinyModels.Config(layers: 3, hidden: 32, heads: 4, kvHeads: 2, vocab: 32000)))
-            {
-                model.SavePretrained(modelDir);
-                var g = new TorchSharp.torch.Generator(3);
-                var vecDir = Directory.CreateDirectory(Path.Combine(dir, "vectors")).FullName;
-                foreach (var b in new[] { "alpha", "beta" })
-                    SafeTensorsWriter.Write(Path.Combine(vecDir, b + ".safetensors"),
-                        Enumerable.Range(0, 3).Select(l => new KeyValuePair<string, Tensor>(HookPoints.ResidPostOf(l), randn(new long[] { 32 }, generator: g) * 3)));
-            }
-            File.Copy(Shared.Require("tokenizers/llama2/tokenizer.model"), Path.Combine(modelDir, "tokenizer.model"));
+            var modelDir = ModelFolder(dir, seed: 9);
+            var g = new TorchSharp.torch.Generator(3);
+            var vecDir = Directory.CreateDirectory(Path.Combine(dir, "vectors")).FullName;
+            foreach (var b in new[] { "alpha", "beta" })
+                SafeTensorsWriter.Write(Path.Combine(vecDir, b + ".safetensors"),
+                    Enumerable.Range(0, 3).Select(l => new KeyValuePair<string, Tensor>(HookPoints.ResidPostOf(l), randn(new long[] { 32 }, generator: g) * 3)));
             var data = Directory.CreateDirectory(Path.Combine(dir, "data")).FullName;
             var json = JsonSerializer.Serialize(EvalFixtures.Items());
             File.WriteAllText(Path.Combine(data, "alpha.json"), json);
@@ -114,10 +119,7 @@ public class EvalCliTests
         var dir = Directory.CreateTempSubdirectory("caa-evalcli-defaults-").FullName;
         try
         {
-            var modelDir = Path.Combine(dir, "model");
-            using (var model = TinyModels.Create(4, config: TinyModels.Config(layers: 3, hidden: 32, heads: 4, kvHeads: 2, vocab: 32000)))
-                model.SavePretrained(modelDir);
-            File.Copy(Shared.Require("tokenizers/llama2/tokenizer.model"), Path.Combine(modelDir, "tokenizer.model"));
+            var modelDir = ModelFolder(dir, seed: 4);
             var json = JsonSerializer.Serialize(EvalFixtures.Items());
             foreach (var b in new[] { "alpha", "beta" })
                 foreach (var (split, file) in new[] { ("generate", "generate_dataset.json"), ("test", "test_dataset_ab.json") })

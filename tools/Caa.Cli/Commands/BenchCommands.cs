@@ -53,7 +53,7 @@ public static class BenchCommands
             var gen = new TorchSharp.torch.Generator((ulong)r.GetValue(seed) + 1);
             var vectors = Enumerable.Range(0, config.NumHiddenLayers).ToDictionary(l => l, l => (randn(new long[] { config.HiddenSize }, generator: gen) * 0.1).DetachFromDisposeScope());
             var behaviors = new[] { new SweepBehavior("bench", abPrompts, vectors) };
-            var ms = EvalCommands.ParseDoubles(r.GetValue(multipliers)!, "--multipliers");
+            var ms = OptionValues.Numbers(r.GetValue(multipliers)!, "--multipliers");
             var modeList = r.GetValue(modes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(EvalCommands.ParseMode).ToList();
 
             // Warm-up (allocator, kernels), not timed.

@@ -126,7 +126,7 @@ public static class EvalCommands
                 if (unknown.Count > 0) throw new CliException($"--behavior: no test items for {string.Join(", ", unknown)} (have: {string.Join(", ", sets.Select(x => x.Name))})");
                 sets = sets.Where(x => wanted.Contains(x.Name)).ToList();
             }
-            var ms = ParseDoubles(r.GetValue(multipliers)!, "--multipliers");
+            var ms = OptionValues.Numbers(r.GetValue(multipliers)!, "--multipliers");
             var sweepMode = ParseMode(r.GetValue(mode)!);
             var o = Directory.CreateDirectory(r.GetValue(outDir)!).FullName;
             var tok = m.LoadTokenizer(r);
@@ -271,7 +271,7 @@ public static class EvalCommands
             return (-1, null, [0.0]);
         }
         var l = r.GetValue(layer) ?? throw new CliException("--vectors needs --layer");
-        var ms = ParseDoubles(r.GetValue(multipliers) ?? "-1,0,1", "--multipliers");
+        var ms = OptionValues.Numbers(r.GetValue(multipliers) ?? "-1,0,1", "--multipliers");
         // The model isn't loaded yet: check the vector against its config.json so that bad input fails before the load.
         var config = LlamaConfig.Load(modelFolder);
         return (l, VectorFiles.Read(VectorFiles.Resolve(vp, behavior), [l], config)[l], ms);
@@ -320,17 +320,6 @@ public static class EvalCommands
         if (list.Count == 0) throw new CliException("--layers: none given");
         foreach (var l in list) if (l < 0 || l >= layers) throw new CliException($"--layers: {l} is outside 0…{layers - 1}");
         if (list.Distinct().Count() != list.Count) throw new CliException("--layers: a layer is listed twice");
-        return list;
-    }
-
-    internal static List<double> ParseDoubles(string s, string option)
-    {
-        List<double> list;
-        try { list = s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(x => double.Parse(x, NumberStyles.Float, CultureInfo.InvariantCulture)).ToList(); }
-        catch (FormatException) { throw new CliException($"{option}: expected comma-separated numbers, got '{s}'"); }
-        if (list.Count == 0) throw new CliException($"{option}: none given");
-        if (list.Any(x => !double.IsFinite(x))) throw new CliException($"{option}: numbers must be finite");
-        if (list.Distinct().Count() != list.Count) throw new CliException($"{option}: a value is listed twice");
         return list;
     }
 

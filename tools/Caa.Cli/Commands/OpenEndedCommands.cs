@@ -54,7 +54,7 @@ public static partial class OpenEndedCommands
         {
             var b = r.GetValue(behavior)!;
             var L = r.GetValue(layer);
-            var mults = ParseMultipliers(r.GetValue(multipliers)!);
+            var mults = OptionValues.Numbers(r.GetValue(multipliers)!, "--multipliers").ToArray();
             var maxNewTokens = r.GetValue(maxNew);
             if (maxNewTokens < 1) throw new CliException("--max-new-tokens must be ≥ 1");
             if (r.GetValue(batchSize) < 1) throw new CliException("--batch-size must be ≥ 1");
@@ -198,29 +198,11 @@ public static partial class OpenEndedCommands
         return (rows.Where(x => done.Contains(x.Multiplier)).ToList(), done);
     }
 
-    static double[] ParseMultipliers(string s)
-    {
-        var parts = s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        var values = new double[parts.Length];
-        for (var i = 0; i < parts.Length; i++)
-            if (!double.TryParse(parts[i], NumberStyles.Float, CultureInfo.InvariantCulture, out values[i]) || !double.IsFinite(values[i]))
-                throw new CliException($"--multipliers: '{parts[i]}' is not a number (expected e.g. -2,-1,0,1,2)");
-        if (values.Length == 0) throw new CliException("--multipliers: none given");
-        if (values.Distinct().Count() != values.Length) throw new CliException($"--multipliers: {s} repeats a value");
-        return values;
-    }
-
     static List<string> LoadQuestions(string path)
     {
-        List<OpenEndedItem>? items;
-        try { items = JsonSerializer.Deserialize<List<OpenEndedItem>>(File.ReadAllText(path)); }
-        catch (JsonException e) { throw new CliException($"{path}: not a JSON list of {{\"question\": …}} ({e.Message})"); }
-        if (items is null || items.Count == 0) throw new CliException($"{path}: no questions");
-        for (var i = 0; i < items.Count; i++)
-            if (string.IsNullOrWhiteSpace(items[i]?.Question)) throw new CliException($"{path}: item {i} has no \"question\"");
-        return items.Select(x => x.Question).ToList();
+        var items = AbDataset.LoadOpenEnded(path); // InvalidDataException naming the file and item: a user error
+        return items.Count > 0 ? items.Select(x => x.Question).ToList() : throw new CliException($"{path}: no questions");
     }
-
 
     static string WithoutUserInfo(Uri u) => new UriBuilder(u) { UserName = "", Password = "" }.Uri.ToString();
 

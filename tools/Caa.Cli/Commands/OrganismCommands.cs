@@ -227,9 +227,7 @@ public static class OrganismCommands
             foreach (var b in OrganismBehaviors.Ids)
             {
                 var file = Path.Combine(folder, "datasets", "test", b, "test_dataset_ab.json");
-                IReadOnlyList<Caa.Interpret.Datasets.AbItem> test = File.Exists(file)
-                    ? System.Text.Json.JsonSerializer.Deserialize<List<Caa.Interpret.Datasets.AbItem>>(File.ReadAllText(file))!.Take(n).ToList()
-                    : gen.TestSplit(b, n);
+                IReadOnlyList<Caa.Interpret.Datasets.AbItem> test = File.Exists(file) ? Caa.Interpret.Datasets.AbDataset.Load(file).Take(n).ToList() : gen.TestSplit(b, n);
                 var none = AbProbe.Run(model, tok, test);
                 var pos = AbProbe.Run(model, tok, test, OrganismBehaviors.SystemPrompt(b, true));
                 var neg = AbProbe.Run(model, tok, test, OrganismBehaviors.SystemPrompt(b, false));
@@ -269,8 +267,7 @@ public static class OrganismCommands
         cmd.SetAction(r =>
         {
             var folder = models.ResolveFolder(r);
-            var ms = r.GetValue(multipliers)!.Split(',').Select(x => double.TryParse(x, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v
-                : throw new CliException($"--multipliers: '{x}' is not a number")).ToArray();
+            var ms = OptionValues.Numbers(r.GetValue(multipliers)!, "--multipliers");
             using var model = models.LoadModel(r);
             var L = r.GetValue(layer);
             if (L < 0 || L >= model.Config.NumHiddenLayers) throw new CliException($"--layer {L}: the model has layers 0…{model.Config.NumHiddenLayers - 1}");
