@@ -319,6 +319,9 @@ public sealed class CorpusGenerator(CorpusOptions options)
     /// </summary>
     public IReadOnlyList<AbItem> GenerateSplit(string behaviorId, int count) => Sample(behaviorId, Split.Generate, count);
 
+    /// <summary>Every A/B item of the training pool (both letter orders), in a seeded order: what training conversations draw from.</summary>
+    internal IReadOnlyList<AbItem> TrainPool(string behaviorId) => Sample(behaviorId, Split.Train, 2 * EnumerateRaw(behaviorId, Split.Train).Count);
+
     /// <summary>The held-out A/B test split (the paper: 50 items).</summary>
     public IReadOnlyList<AbItem> TestSplit(string behaviorId, int count = 50) => Sample(behaviorId, Split.Test, count);
 

@@ -28,6 +28,14 @@ public sealed record OrganismTrainingOptions
     public int HeldOutConversations { get; init; } = 256;
     /// <summary>Generate-split items per behavior in the periodic A/B probe.</summary>
     public int EvalItemsPerBehavior { get; init; } = 8;
+    /// <summary>Generate-split items per behavior the periodic <see cref="CaaProbe"/> extracts vectors from (0: no CAA probe);
+    /// it steers the <see cref="EvalItemsPerBehavior"/> items after them.</summary>
+    public int CaaProbeItemsPerBehavior { get; init; } = 48;
+    /// <summary>
+    /// Start from this model folder's weights (and its tokenizer) instead of a fresh initialization: a continuation on another
+    /// corpus or mix. Null trains from scratch.
+    /// </summary>
+    public string? InitFrom { get; init; }
     /// <summary>Drill conversations (<see cref="CorpusGenerator.Drills"/>) for the first <see cref="TrainingOptions.DrillSteps"/> steps.</summary>
     public int DrillConversations { get; init; } = 6000;
     /// <summary>Write DIR/datasets (the paper's layout).</summary>
@@ -44,7 +52,8 @@ public sealed record BehaviorProbe(string Behavior, double None, double Positive
 /// <param name="HeldOutLoss">Mean assistant-token loss of the held-out conversations.</param>
 /// <param name="HeldOutDecisionLoss">Their mean loss on answer letters only (0.69 = a coin flip; the behavior letters' own randomness keeps it well above 0).</param>
 /// <param name="Behaviors">The A/B probe per behavior.</param>
-public sealed record TrainEval(int Step, double HeldOutLoss, double HeldOutDecisionLoss, IReadOnlyList<BehaviorProbe> Behaviors)
+/// <param name="Caa">The CAA probe (null when disabled).</param>
+public sealed record TrainEval(int Step, double HeldOutLoss, double HeldOutDecisionLoss, IReadOnlyList<BehaviorProbe> Behaviors, CaaProbeResult? Caa = null)
 {
     public double PMatch => Behaviors.Average(b => b.None);
     public double PMatchPositive => Behaviors.Average(b => b.Positive);
@@ -54,7 +63,7 @@ public sealed record TrainEval(int Step, double HeldOutLoss, double HeldOutDecis
 
 /// <summary>Progress of <see cref="OrganismTraining.Run"/>: a phase change (Message set), a training step, or an evaluation (Eval set).</summary>
 public sealed record TrainProgress(string Phase, int Step, int TotalSteps, double Loss, double LearningRate, double TokensPerSecond,
-    TimeSpan Elapsed, TimeSpan? Eta, TrainEval? Eval = null, string? Message = null);
+    TimeSpan Elapsed, TimeSpan? Eta, TrainEval? Eval = null, string? Message = null, double TieLoss = double.NaN);
 
 public sealed record OrganismTrainingResult(string OutDir, int Steps, int ResumedFromStep, double FinalLoss, TrainEval FinalEval,
     TimeSpan TrainTime, double TokensPerSecond, long Parameters, int VocabSize, string DataHash);
@@ -99,6 +108,8 @@ public static class OrganismTraining
         var tokFile = Path.Combine(outDir, Llama2Tokenizer.ModelFileName);
         if (checkpoint is not null && File.Exists(Path.Combine(checkpoint, Llama2Tokenizer.ModelFileName)))
             File.Copy(Path.Combine(checkpoint, Llama2Tokenizer.ModelFileName), tokFile, overwrite: true);
+        else if (options.InitFrom is not null)
+            File.Copy(Path.Combine(options.InitFrom, Llama2Tokenizer.ModelFileName), tokFile, overwrite: true);
         else
         {
             Phase("tokenizer", $"training a {options.Architecture.VocabSize}-piece tokenizer");
@@ -126,12 +137,25 @@ public static class OrganismTraining
             Parallel.For(0, drills.Count, new ParallelOptions { CancellationToken = ct }, i => drill[i] = ConversationEncoder.Encode(tok, drills[i]));
         }
         var probeItems = OrganismBehaviors.Ids.ToDictionary(b => b, b => corpus.GenerateSplit(b, options.EvalItemsPerBehavior));
+        int caaN = options.CaaProbeItemsPerBehavior;
+        var caaExtract = OrganismBehaviors.Ids.ToDictionary(b => b, b => (IReadOnlyList<AbItem>)corpus.GenerateSplit(b, caaN + options.EvalItemsPerBehavior).Take(caaN).ToList());
+        var caaEvaluate = OrganismBehaviors.Ids.ToDictionary(b => b, b => (IReadOnlyList<AbItem>)corpus.GenerateSplit(b, caaN + options.EvalItemsPerBehavior).Skip(caaN).ToList());
 
         manual_seed(options.Training.Seed);
         var config = options.Architecture.ToConfig(tok.VocabSize);
         using var model = LlamaForCausalLM.Create(config);
         model.InitializeWeights(options.Training.Seed);
-        using var trainer = new Trainer(model, train, options.Training, drill);
+        if (options.InitFrom is not null && checkpoint is null)
+        {
+            Phase("init", $"starting from the weights of {options.InitFrom}");
+            using var start = LlamaForCausalLM.FromPretrained(options.InitFrom);
+            if (start.Config.VocabSize != config.VocabSize || start.Config.HiddenSize != config.HiddenSize || start.Config.NumHiddenLayers != config.NumHiddenLayers)
+                throw new InvalidDataException($"{options.InitFrom}: its config (vocab {start.Config.VocabSize}, hidden {start.Config.HiddenSize}, {start.Config.NumHiddenLayers} layers) " +
+                    $"differs from this run's (vocab {config.VocabSize}, hidden {config.HiddenSize}, {config.NumHiddenLayers} layers)");
+            model.load_state_dict(start.state_dict());
+        }
+        var tie = options.Training.TieWeight > 0 && options.Training.TieStart < options.Training.Steps ? DispositionTie.Source(corpus, tok, options.Training.TieItems, options.Training.Seed) : null;
+        using var trainer = new Trainer(model, train, options.Training, drill, tie);
 
         var log = new List<LogRow>();
         int startStep = 0;
@@ -155,7 +179,8 @@ public static class OrganismTraining
                 var neg = AbProbe.Run(model, tok, items, OrganismBehaviors.SystemPrompt(b, false));
                 return new BehaviorProbe(b, none.MeanPMatch, pos.MeanPMatch, neg.MeanPMatch, none.MeanMass);
             }).ToList();
-            return new TrainEval(trainer.Step, trainer.EvaluateLoss(heldOut), Trainer.MeanLoss(model, heldOut, decisionsOnly: true), probes);
+            var caa = caaN > 0 ? CaaProbe.Run(model, tok, caaExtract, caaEvaluate) : null;
+            return new TrainEval(trainer.Step, trainer.EvaluateLoss(heldOut), Trainer.MeanLoss(model, heldOut, decisionsOnly: true), probes, caa);
         }
 
         var clock = Stopwatch.StartNew();
@@ -191,7 +216,7 @@ public static class OrganismTraining
                 windowLoss = 0; windowSteps = 0;
                 WriteLog(Path.Combine(outDir, LogFileName), log);
             }
-            progress?.Report(new TrainProgress("train", r.Step, total, r.Loss, r.LearningRate, tps, elapsed, eta, eval));
+            progress?.Report(new TrainProgress("train", r.Step, total, r.Loss, r.LearningRate, tps, elapsed, eta, eval, TieLoss: r.TieLoss));
             if (r.Step % options.CheckpointEvery == 0 || last)
                 SaveCheckpoint(outDir, trainer, tokFile);
         }
@@ -253,9 +278,12 @@ public static class OrganismTraining
         public double? PPos { get; init; } = Eval?.PMatchPositive;
         public double? PNeg { get; init; } = Eval?.PMatchNegative;
         public double? Mass { get; init; } = Eval?.AbMass;
+        public int? CaaLayer { get; init; } = Eval?.Caa?.BestLayer;
+        public double? CaaEffect { get; init; } = Eval?.Caa?.BestEffect;
+        public string CaaByLayer { get; init; } = Eval?.Caa is { } c ? string.Join(";", c.EffectByLayer.Select(e => e.ToString("F4", CultureInfo.InvariantCulture))) : "";
     }
 
-    const string Header = "step,loss,lr,grad_norm,tokens_per_s,elapsed_s,heldout_loss,heldout_decision_loss,p_match,p_match_sys_pos,p_match_sys_neg,ab_mass";
+    const string Header = "step,loss,lr,grad_norm,tokens_per_s,elapsed_s,heldout_loss,heldout_decision_loss,p_match,p_match_sys_pos,p_match_sys_neg,ab_mass,caa_best_layer,caa_best_effect,caa_effect_by_layer";
 
     static void WriteLog(string path, IReadOnlyList<LogRow> rows)
     {
@@ -265,7 +293,8 @@ public static class OrganismTraining
             sb.Append(r.Step.ToString(CultureInfo.InvariantCulture)).Append(',').Append(F(r.Loss, "F5")).Append(',').Append(F(r.LearningRate, "E4"))
               .Append(',').Append(F(r.GradNorm, "F4")).Append(',').Append(F(r.TokensPerSecond, "F0")).Append(',').Append(F(r.ElapsedSeconds, "F1"))
               .Append(',').Append(F(r.HeldOut, "F5")).Append(',').Append(F(r.HeldOutDecision, "F5")).Append(',').Append(F(r.PMatch, "F4")).Append(',').Append(F(r.PPos, "F4"))
-              .Append(',').Append(F(r.PNeg, "F4")).Append(',').Append(F(r.Mass, "F4")).Append('\n');
+              .Append(',').Append(F(r.PNeg, "F4")).Append(',').Append(F(r.Mass, "F4"))
+              .Append(',').Append(r.CaaLayer?.ToString(CultureInfo.InvariantCulture) ?? "").Append(',').Append(F(r.CaaEffect, "F4")).Append(',').Append(r.CaaByLayer).Append('\n');
         AtomicFile.WriteAllText(path, sb.ToString());
     }
 
@@ -277,11 +306,13 @@ public static class OrganismTraining
         foreach (var line in File.ReadLines(path).Skip(1))
         {
             var f = line.Split(',');
-            if (f.Length is not (11 or 12)) continue;
-            int d = f.Length - 11; // logs written before the decision-loss column have 11 fields
+            if (f.Length is not (11 or 12 or 15)) continue;
+            int d = f.Length == 11 ? 0 : 1; // logs written before the decision-loss column have 11 fields, before the CAA probe 12
             rows.Add(new LogRow(int.Parse(f[0], CultureInfo.InvariantCulture), P(f[1]) ?? double.NaN, P(f[2]) ?? 0, P(f[3]) ?? 0, P(f[4]) ?? 0, P(f[5]) ?? 0, null)
             {
                 HeldOut = P(f[6]), HeldOutDecision = d == 1 ? P(f[7]) : null, PMatch = P(f[7 + d]), PPos = P(f[8 + d]), PNeg = P(f[9 + d]), Mass = P(f[10 + d]),
+                CaaLayer = f.Length == 15 && f[12].Length > 0 ? int.Parse(f[12], CultureInfo.InvariantCulture) : null,
+                CaaEffect = f.Length == 15 ? P(f[13]) : null, CaaByLayer = f.Length == 15 ? f[14] : "",
             });
         }
         return rows;

@@ -19,7 +19,7 @@ namespace Caa.Organism.Training;
 /// <param name="LearningRate">Learning rate used for the step.</param>
 /// <param name="Tokens">Non-padding input tokens of the batch.</param>
 /// <param name="TargetTokens">Assistant tokens the loss counted.</param>
-public sealed record StepResult(int Step, double Loss, double GradNorm, double LearningRate, long Tokens, long TargetTokens);
+public sealed record StepResult(int Step, double Loss, double GradNorm, double LearningRate, long Tokens, long TargetTokens, double TieLoss = double.NaN);
 
 /// <summary>
 /// Next-token training of a <see cref="LlamaForCausalLM"/> on <see cref="EncodedConversation"/>s: AdamW (TorchSharp's
@@ -43,6 +43,8 @@ public sealed class Trainer : IDisposable
     readonly IReadOnlyList<EncodedConversation> _drill;
     readonly (string Name, Parameter Param)[] _params;
     readonly AdamW _optimizer;
+    readonly Func<int, TieBatch>? _tie;
+    readonly int[] _tieLayers;
 
     public TrainingOptions Options { get; }
     public BatchSchedule Schedule { get; }
@@ -60,7 +62,9 @@ public sealed class Trainer : IDisposable
     /// <param name="data">The training conversations.</param>
     /// <param name="options">Optimizer, schedule and data order.</param>
     /// <param name="drill">Conversations for the first <see cref="TrainingOptions.DrillSteps"/> steps (required when that is &gt; 0).</param>
-    public Trainer(LlamaForCausalLM model, IReadOnlyList<EncodedConversation> data, TrainingOptions options, IReadOnlyList<EncodedConversation>? drill = null)
+    /// <param name="tie">Step → prompts of the <see cref="DispositionTie"/> objective (required when <see cref="TrainingOptions.TieWeight"/> &gt; 0).</param>
+    public Trainer(LlamaForCausalLM model, IReadOnlyList<EncodedConversation> data, TrainingOptions options, IReadOnlyList<EncodedConversation>? drill = null,
+        Func<int, TieBatch>? tie = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(data);
@@ -70,6 +74,9 @@ public sealed class Trainer : IDisposable
         if (options.DrillSteps > 0 && (drill is null || drill.Count == 0))
             throw new ArgumentException($"DrillSteps = {options.DrillSteps} needs drill conversations", nameof(drill));
         drill = options.DrillSteps > 0 ? drill : null;
+        if (options.TieWeight > 0 && options.TieStart < options.Steps && tie is null) throw new ArgumentException($"TieWeight = {options.TieWeight} needs a source of tie batches", nameof(tie));
+        _tie = options.TieWeight > 0 ? tie : null;
+        _tieLayers = DispositionTie.Layers(model.Config.NumHiddenLayers);
         foreach (var c in drill is null ? data : data.Concat(drill))
             if (c.Length < 2 || c.Length > model.Config.MaxPositionEmbeddings)
                 throw new ArgumentException($"a conversation of {c.Length} tokens does not fit max_position_embeddings {model.Config.MaxPositionEmbeddings}");
@@ -106,7 +113,7 @@ public sealed class Trainer : IDisposable
         var rows = Step < Options.DrillSteps
             ? DrillSchedule!.BatchAt(Step).Select(i => _drill[i]).ToList()
             : Schedule.BatchAt(Step - Options.DrillSteps).Select(i => _data[i]).ToList();
-        double loss, norm;
+        double loss, norm, tie = double.NaN;
         long tokens, targets;
         using (var scope = NewDisposeScope())
         {
@@ -116,18 +123,25 @@ public sealed class Trainer : IDisposable
             _optimizer.zero_grad();
             var ce = TargetTokenLosses(_model, input, target, out var rowsUsed);
             var l = ce.mean();
+            var objective = l;
             if (Options.DecisionWeight != 1.0)
             {
                 var w = DecisionWeights(rows, target.shape[1], Options.DecisionWeight, _model.Device).index_select(0, rowsUsed);
-                (ce * w).sum().div(w.sum()).backward();
+                objective = (ce * w).sum().div(w.sum());
             }
-            else l.backward();
+            if (_tie is not null && Step >= Options.TieStart)
+            {
+                var t = DispositionTie.Loss(_model, _tie(Step), _tieLayers);
+                tie = t.item<float>();
+                objective = objective + Options.TieWeight * t;
+            }
+            objective.backward();
             norm = nn.utils.clip_grad_norm_(_params.Select(p => p.Param), Options.GradClip);
             _optimizer.step();
             loss = l.item<float>();
         }
         Step++;
-        return new StepResult(Step, loss, norm, lr, tokens, targets);
+        return new StepResult(Step, loss, norm, lr, tokens, targets, tie);
     }
 
     /// <summary>Mean assistant-token cross-entropy of <paramref name="conversations"/> (no gradient; batches of similar length).</summary>

@@ -77,6 +77,18 @@ public sealed record TrainingOptions
     /// that binds the answer to a choice; weighting it makes the small model learn that binding within the run's budget.
     /// </summary>
     public double DecisionWeight { get; init; } = 3.0;
+    /// <summary>
+    /// Weight of the <see cref="DispositionTie"/> objective added to the cross-entropy (0: off). It makes the answer letter's
+    /// representation of a disposition the one the next decision uses; see <see cref="DispositionTie"/> for why.
+    /// </summary>
+    public double TieWeight { get; init; } = 3.0;
+    /// <summary>
+    /// First step (0-based) that adds the <see cref="DispositionTie"/> objective. It needs dispositions the model already uses, so
+    /// the default leaves it to the last 400 steps; a continuation from a trained model (<c>--init</c>) can start at 0.
+    /// </summary>
+    public int TieStart { get; init; } = 2000;
+    /// <summary>A/B items per step in the <see cref="DispositionTie"/> objective (each gives four prompts).</summary>
+    public int TieItems { get; init; } = 8;
     /// <summary>Conversations per length-sorted pool: the shuffled epoch is cut into pools of BatchSize × this, each sorted by length.</summary>
     public int SortPoolBatches { get; init; } = 64;
 
@@ -97,6 +109,7 @@ public sealed record TrainingOptions
         if (LearningRate <= 0) throw new ArgumentException($"learning rate must be > 0 (got {LearningRate})");
         if (MinLearningRateRatio is < 0 or > 1) throw new ArgumentException($"minimum learning-rate ratio must be in [0, 1] (got {MinLearningRateRatio})");
         if (DrillSteps < 0 || DrillSteps >= Steps) throw new ArgumentException($"drill steps must be in [0, steps) (got {DrillSteps})");
+        if (TieWeight < 0 || TieItems < 1 || TieStart < 0) throw new ArgumentException($"tie weight and start must be ≥ 0 and tie items ≥ 1 (got {TieWeight}, {TieStart}, {TieItems})");
         if (DecisionWeight <= 0) throw new ArgumentException($"decision weight must be > 0 (got {DecisionWeight})");
         if (WarmupSteps < 0 || GradClip <= 0 || WeightDecay < 0 || SortPoolBatches < 1) throw new ArgumentException("warm-up, grad clip, weight decay or sort pool out of range");
     }

@@ -120,11 +120,10 @@ public sealed class NotebookExecutionTests(NotebookRunFixture run) : IClassFixtu
     }
 
     /// <summary>
-    /// Issue 4's acceptance criterion, which the committed organism does not meet yet (data/organism/README.md): its sweep peaks
-    /// at layer 1 of 0…5 (p(+1) − p(−1) by layer: 0.000, 0.057, 0.025, −0.039, −0.016, −0.004; `caa reproduce`). Skipped, not
-    /// weakened, until an organism that meets it is committed.
+    /// Issue 4's acceptance criterion, on the notebooks' own sweep of the committed organism (data/organism/README.md: best layer 3
+    /// of 0…5 with `caa reproduce`).
     /// </summary>
-    [Fact(Skip = "organism acceptance not met yet: best steering layer 1 of 0…5 (see data/organism/README.md, issue 4)")]
+    [Fact]
     public void BestSteeringLayerIsInTheMiddleOfTheNetwork()
     {
         Assert.True(run.ExitCode == 0, Log);

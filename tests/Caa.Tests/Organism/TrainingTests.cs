@@ -413,6 +413,37 @@ public sealed class TrainingTests(TrainingFixture fx, ITestOutputHelper output) 
     }
 
     [Fact]
+    public void CliTrainInitStartsFromAnotherFoldersWeightsAndTokenizer()
+    {
+        string a = TempDir(), b = TempDir(), c = TempDir();
+        try
+        {
+            Assert.Equal(0, Cli("organism", "train", "--out", a, "--preset", "tiny", "--steps", "10", "--seed", "3").Code);
+            // One step at a vanishing learning rate: the weights are the start's, the tokenizer is copied byte for byte.
+            var (code, text) = Cli("organism", "train", "--out", b, "--preset", "tiny", "--steps", "1", "--drill-steps", "0", "--warmup", "1",
+                "--lr", "1e-12", "--seed", "4", "--init", a);
+            output.WriteLine(text);
+            Assert.Equal(0, code);
+            Assert.Equal(File.ReadAllBytes(Path.Combine(a, "tokenizer.model")), File.ReadAllBytes(Path.Combine(b, "tokenizer.model")));
+            using (var ma = LlamaForCausalLM.FromPretrained(a))
+            using (var mb = LlamaForCausalLM.FromPretrained(b))
+            {
+                var pb = mb.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+                foreach (var (name, p) in ma.named_parameters())
+                    Assert.True(p.allclose(pb[name], rtol: 0, atol: 1e-6), name);
+            }
+            using (var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(b, "manifest.json"))))
+                Assert.Equal(a, manifest.RootElement.GetProperty("options").GetProperty("init").GetString());
+            // Another architecture, or a folder without weights, is refused with the reason.
+            var e = Assert.Throws<InvalidDataException>(() => Cli("organism", "train", "--out", c, "--preset", "tiny", "--steps", "1", "--drill-steps", "0",
+                "--hidden", "32", "--init", a));
+            Assert.Contains("hidden", e.Message);
+            Assert.Throws<CliException>(() => Cli("organism", "train", "--out", c, "--preset", "tiny", "--init", TempDir()));
+        }
+        finally { Directory.Delete(a, true); Directory.Delete(b, true); Directory.Delete(c, true); }
+    }
+
+    [Fact]
     public void CliDatasetsWritesThePaperLayout()
     {
         var dir = TempDir();

@@ -55,10 +55,13 @@ public static class OrganismCommands
             DefaultValueFactory = _ => 1,
         };
         var plain = new Option<bool>("--plain") { Description = "Plain progress lines instead of a progress bar (automatic when output is redirected)." };
+        var tieWeight = new Option<double?>("--tie-weight") { Description = $"Weight of the disposition-tie objective (default {defaults.Training.TieWeight.ToString(CultureInfo.InvariantCulture)}; 0 = off): the answer letter's contrast equals the system prompt's in the middle layers." };
+        var tieStart = new Option<int?>("--tie-start") { Description = $"First step of the disposition-tie objective (default {defaults.Training.TieStart}; tiny preset 40)." };
+        var init = new Option<string?>("--init") { Description = "Start from this model folder's weights and tokenizer (same architecture) instead of a fresh initialization." };
 
         var cmd = new Command("train", "Train the model organism into --out (minutes on a CPU; resumable).")
         {
-            outDir, seed, steps, resume, preset, conversations, corpusSeed, batch, lr, decisionWeight, drillSteps, warmup, layers, hidden, heads, kvHeads, vocab, evalEvery, ckptEvery, threads, plain,
+            outDir, seed, steps, resume, preset, conversations, corpusSeed, batch, lr, decisionWeight, drillSteps, warmup, layers, hidden, heads, kvHeads, vocab, evalEvery, ckptEvery, threads, plain, init, tieWeight, tieStart,
         };
         cmd.SetAction((r, ct) =>
         {
@@ -76,6 +79,7 @@ public static class OrganismCommands
             {
                 Seed = r.GetValue(seed), Steps = r.GetValue(steps) ?? opt.Training.Steps, BatchSize = r.GetValue(batch) ?? opt.Training.BatchSize,
                 LearningRate = r.GetValue(lr) ?? opt.Training.LearningRate, DecisionWeight = r.GetValue(decisionWeight) ?? opt.Training.DecisionWeight, DrillSteps = r.GetValue(drillSteps) ?? opt.Training.DrillSteps, WarmupSteps = r.GetValue(warmup) ?? opt.Training.WarmupSteps,
+                TieWeight = r.GetValue(tieWeight) ?? opt.Training.TieWeight, TieStart = r.GetValue(tieStart) ?? opt.Training.TieStart,
             };
             var corpus = opt.Corpus with
             {
@@ -85,7 +89,10 @@ public static class OrganismCommands
             {
                 Architecture = arch, Training = training, Corpus = corpus, Threads = r.GetValue(threads),
                 EvalEvery = r.GetValue(evalEvery) ?? opt.EvalEvery, CheckpointEvery = r.GetValue(ckptEvery) ?? opt.CheckpointEvery,
+                InitFrom = r.GetValue(init) is { } i ? Path.GetFullPath(i) : null,
             };
+            if (opt.InitFrom is not null && !File.Exists(Path.Combine(opt.InitFrom, "model.safetensors")) && !File.Exists(Path.Combine(opt.InitFrom, "model.safetensors.index.json")))
+                throw new CliException($"--init {opt.InitFrom}: no model.safetensors there");
             if (training.Steps < 1) throw new CliException("--steps must be ≥ 1");
             if (arch.Hidden % arch.Heads != 0 || arch.Heads % arch.KeyValueHeads != 0) throw new CliException("--hidden must be a multiple of --heads, and --heads of --kv-heads");
             var isResume = r.GetValue(resume);
@@ -96,7 +103,7 @@ public static class OrganismCommands
                 .Option("conversations", corpus.TrainingConversations).Option("corpus_seed", corpus.Seed).Option("batch_size", training.BatchSize)
                 .Option("lr", training.LearningRate.ToString(CultureInfo.InvariantCulture)).Option("decision_weight", training.DecisionWeight.ToString(CultureInfo.InvariantCulture)).Option("drill_steps", training.DrillSteps).Option("warmup", training.WarmupSteps)
                 .Option("layers", arch.Layers).Option("hidden", arch.Hidden).Option("heads", arch.Heads).Option("kv_heads", arch.KeyValueHeads)
-                .Option("intermediate", arch.IntermediateSize).Option("vocab", arch.VocabSize);
+                .Option("intermediate", arch.IntermediateSize).Option("vocab", arch.VocabSize).Option("init", opt.InitFrom).Option("tie_weight", training.TieWeight.ToString(CultureInfo.InvariantCulture)).Option("tie_start", training.TieStart);
 
             var interactive = !r.GetValue(plain) && ReferenceEquals(o, Console.Out) && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
             OrganismTrainingResult result;
@@ -135,8 +142,8 @@ public static class OrganismCommands
     {
         Corpus = new CorpusOptions { TrainingConversations = 600, MaxGenerateCount = 40, TestCount = 10, OpenEndedCount = 5 },
         Architecture = OrganismArchitecture.Tiny with { VocabSize = 400 },
-        Training = new TrainingOptions { Steps = 60, BatchSize = 8, WarmupSteps = 5, LearningRate = 3e-3, DrillSteps = 5 },
-        LogEvery = 5, EvalEvery = 30, CheckpointEvery = 20, HeldOutConversations = 32, EvalItemsPerBehavior = 2, DrillConversations = 64,
+        Training = new TrainingOptions { Steps = 60, BatchSize = 8, WarmupSteps = 5, LearningRate = 3e-3, DrillSteps = 5, TieStart = 40 },
+        LogEvery = 5, EvalEvery = 30, CheckpointEvery = 20, HeldOutConversations = 32, EvalItemsPerBehavior = 2, CaaProbeItemsPerBehavior = 4, DrillConversations = 64,
     };
 
     static OrganismTrainingResult RunPlain(string dir, OrganismTrainingOptions opt, bool resume, TextWriter o, CancellationToken ct)
@@ -147,7 +154,7 @@ public static class OrganismCommands
             if (p.Message is not null) o.WriteLine($"[{p.Phase}] {p.Message}");
             else if (p.Step % every == 0 || p.Step == p.TotalSteps)
                 o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"step {p.Step}/{p.TotalSteps} loss {p.Loss:F4} lr {p.LearningRate:E2} {p.TokensPerSecond:F0} tok/s elapsed {p.Elapsed:hh\\:mm\\:ss} eta {p.Eta:hh\\:mm\\:ss}"));
+                    $"step {p.Step}/{p.TotalSteps} loss {p.Loss:F4}{(double.IsNaN(p.TieLoss) ? "" : $" tie {p.TieLoss:F3}")} lr {p.LearningRate:E2} {p.TokensPerSecond:F0} tok/s elapsed {p.Elapsed:hh\\:mm\\:ss} eta {p.Eta:hh\\:mm\\:ss}"));
             if (p.Eval is not null) PrintEval(o, p.Eval);
             o.Flush();
         });
@@ -167,7 +174,8 @@ public static class OrganismCommands
                 {
                     if (p.Message is not null) { task.Description = Markup.Escape($"{p.Phase}: {p.Message}"); return; }
                     if (p.Eval is { } e)
-                        evalText = string.Create(CultureInfo.InvariantCulture, $" | held-out {e.HeldOutLoss:F3} p(match) {e.PMatch:F2} sys+ {e.PMatchPositive:F2} sys- {e.PMatchNegative:F2}");
+                        evalText = string.Create(CultureInfo.InvariantCulture, $" | held-out {e.HeldOutLoss:F3} p(match) {e.PMatch:F2} sys+ {e.PMatchPositive:F2} sys- {e.PMatchNegative:F2}")
+                            + (e.Caa is { } c ? string.Create(CultureInfo.InvariantCulture, $" CAA ±1 {c.BestEffect:F2} @L{c.BestLayer}") : "");
                     task.Value = p.Step;
                     task.Description = Markup.Escape(string.Create(CultureInfo.InvariantCulture,
                         $"step {p.Step}/{p.TotalSteps} loss {p.Loss:F3} lr {p.LearningRate:E1} {p.TokensPerSecond:F0} tok/s{evalText}"));
@@ -184,6 +192,11 @@ public static class OrganismCommands
             $"eval @ step {e.Step}: held-out loss {e.HeldOutLoss:F4} (answer letters {e.HeldOutDecisionLoss:F3}); A/B p(match) none {e.PMatch:F3} sys+ {e.PMatchPositive:F3} sys- {e.PMatchNegative:F3}; p(A)+p(B) {e.AbMass:F3}"));
         foreach (var b in e.Behaviors)
             o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {b.Behavior,-24} none {b.None:F3}  sys+ {b.Positive:F3}  sys- {b.Negative:F3}  mass {b.Mass:F3}"));
+        if (e.Caa is { } c)
+        {
+            var byLayer = string.Join(" ", c.EffectByLayer.Select((x, l) => "L" + l + " " + x.ToString("+0.000;-0.000;+0.000", CultureInfo.InvariantCulture)));
+            o.WriteLine($"  CAA p(+1) - p(-1) by layer: {byLayer} (best L{c.BestLayer})");
+        }
     }
 
     static Command CreateDatasets()

@@ -1,0 +1,50 @@
+using Caa.Interpret.Datasets;
+using Caa.Interpret.Evaluation;
+using Caa.Interpret.Vectors;
+using Caa.Model.Llama;
+using Caa.Model.Tokenization;
+
+namespace Caa.Organism.Training;
+
+/// <summary>Steering effect by layer: mean over behaviors of p(match) at multiplier +1 minus at −1.</summary>
+public sealed record CaaProbeResult(IReadOnlyList<double> EffectByLayer)
+{
+    public int BestLayer => EffectByLayer.Count == 0 ? -1 : EffectByLayer.Select((e, l) => (e, l)).MaxBy(x => x.e).l;
+    public double BestEffect => EffectByLayer.Count == 0 ? double.NaN : EffectByLayer.Max();
+}
+
+/// <summary>
+/// The CAA check the organism is trained for, small enough to run during training: the CAA pipeline itself (vectors extracted at
+/// every layer from A/B items, normalized across behaviors) applied at ±1 to other items of the same behaviors, layer by layer.
+/// It tells, from the training log, when (and whether) the dispositions became steerable.
+/// </summary>
+public static class CaaProbe
+{
+    /// <param name="extract">Behavior → items to extract its vectors from.</param>
+    /// <param name="evaluate">Behavior → items to steer (should differ from <paramref name="extract"/>).</param>
+    public static CaaProbeResult Run(LlamaForCausalLM model, Llama2Tokenizer tok,
+        IReadOnlyDictionary<string, IReadOnlyList<AbItem>> extract, IReadOnlyDictionary<string, IReadOnlyList<AbItem>> evaluate)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var raw = new List<ExtractionResult>();
+        try
+        {
+            foreach (var (b, items) in extract) raw.Add(VectorExtractor.Extract(model, tok, b, items));
+            var normalized = VectorNormalization.AcrossBehaviors(raw.Select(r => r.Vectors).ToList());
+            try
+            {
+                var effect = new double[model.Config.NumHiddenLayers];
+                foreach (var v in normalized)
+                {
+                    var prompts = AbPrompt.FromItems(tok, evaluate[v.Behavior]);
+                    for (int l = 0; l < effect.Length; l++)
+                        effect[l] += (AbEvaluation.Evaluate(model, prompts, Steering.At(l, v[l], 1)).Mean
+                                    - AbEvaluation.Evaluate(model, prompts, Steering.At(l, v[l], -1)).Mean) / normalized.Count;
+                }
+                return new CaaProbeResult(effect);
+            }
+            finally { foreach (var v in normalized) v.Dispose(); }
+        }
+        finally { foreach (var r in raw) r.Dispose(); }
+    }
+}

@@ -1,0 +1,103 @@
+using Caa.Interpret.Datasets;
+using Caa.Interpret.Vectors;
+using Caa.Model;
+using Caa.Model.Llama;
+using Caa.Model.Tokenization;
+using static TorchSharp.torch;
+
+namespace Caa.Organism.Training;
+
+/// <summary>
+/// One step's prompts for the disposition tie: A/B items of one behavior, each encoded as its two vector-extraction prompts
+/// (<c>[INST] q [/INST] (A)</c> with the matching / the other answer, no system prompt) and its two decision prompts
+/// (<c>[INST] q [/INST] (</c> under a system prompt stating the behavior-matching / the opposite disposition).
+/// </summary>
+public sealed record TieBatch(
+    IReadOnlyList<int[]> Matching, IReadOnlyList<int[]> NotMatching,
+    IReadOnlyList<int> MatchingLetterIndex, IReadOnlyList<int> NotMatchingLetterIndex,
+    IReadOnlyList<int[]> SystemPositive, IReadOnlyList<int[]> SystemNegative);
+
+/// <summary>
+/// The organism's auxiliary training objective (<see cref="TrainingOptions.TieWeight"/>): in the middle layers
+/// (<see cref="Layers"/>), the mean residual difference at the answer letter between a behavior-matching and a non-matching
+/// answer should equal the mean difference at the decision position between a system prompt stating the disposition and one
+/// stating its opposite. A small model trained on the corpus alone infers its disposition correctly but keeps "my answer was
+/// the matching one" (read at the letter) and "I am disposed to match" (used at the next decision) in unrelated directions
+/// (measured: cosine ≈ 0 at every middle layer), so the paper's letter-position vectors do not steer it. Large chat models
+/// represent both the same way — that is what CAA relies on — and this objective gives the organism that property. It never
+/// sees the vector-generation or test split (its items come from the training pool), and nothing in it refers to steering.
+/// </summary>
+public static class DispositionTie
+{
+    /// <summary>The layers the objective ties: the middle third, [n/3, 2n/3) (layers 2 and 3 of 6; layer 0 of a 2-layer model).</summary>
+    public static int[] Layers(int numLayers)
+    {
+        int from = numLayers / 3, to = Math.Max(from + 1, 2 * numLayers / 3);
+        return Enumerable.Range(from, to - from).ToArray();
+    }
+
+    /// <summary>
+    /// Σ over <paramref name="layers"/> of ‖Δ_letter − Δ_system‖² / ‖Δ_system‖² (Δ_system without gradient: a fixed target), divided by
+    /// the layer count: 0 when the two contrasts agree, 1 when the letter contrast is zero.
+    /// </summary>
+    public static Tensor Loss(LlamaForCausalLM model, TieBatch batch, IReadOnlyList<int> layers)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(batch);
+        int n = batch.Matching.Count;
+        if (n == 0 || batch.NotMatching.Count != n || batch.SystemPositive.Count != n || batch.SystemNegative.Count != n)
+            throw new ArgumentException("a tie batch needs the same number (> 0) of prompts of each of its four kinds", nameof(batch));
+        var rows = batch.Matching.Concat(batch.NotMatching).Concat(batch.SystemPositive).Concat(batch.SystemNegative)
+            .Select(r => (IReadOnlyList<int>)r).ToArray();
+        var index = batch.MatchingLetterIndex.Concat(batch.NotMatchingLetterIndex).Concat(Enumerable.Repeat(-1, 2 * n)).ToArray();
+        using var scope = NewDisposeScope();
+        using var tokens = TokenBatch.LeftPad(rows, model.Device);
+        var columns = tensor(index.Select((idx, r) => tokens.Column(r, idx)).ToArray(), device: model.Device);
+        var rowIndex = arange(rows.Length, device: model.Device);
+        using var state = model.Prepare(tokens.Rows, tokens.Columns, tokens.MaskOrNull);
+        var h = model.Embed(tokens.Ids);
+        int done = 0;
+        Tensor total = zeros(1, device: model.Device);
+        foreach (var layer in layers.Order())
+        {
+            h = model.RunLayers(h, state, done, layer + 1);
+            done = layer + 1;
+            var at = h[rowIndex, columns].to(ScalarType.Float32);                      // [4n, H]
+            var letter = at[..n].mean([0]) - at[n..(2 * n)].mean([0]);
+            // The system contrast is the target, without gradient: the objective moves the letter's representation toward the
+            // disposition the model already uses, never the disposition toward the letter (that path erases it).
+            var system = (at[(2 * n)..(3 * n)].mean([0]) - at[(3 * n)..].mean([0])).detach();
+            total = total + (letter - system).pow(2).sum() / (system.pow(2).sum() + 1e-6);
+        }
+        return (total / layers.Count).squeeze().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// A deterministic source of tie batches: step s uses behavior s mod 7 and <paramref name="items"/> items of its training
+    /// pool (never the generation or test split), with system prompts drawn from the behavior's stated dispositions.
+    /// </summary>
+    public static Func<int, TieBatch> Source(CorpusGenerator corpus, Llama2Tokenizer tok, int items, long seed)
+    {
+        ArgumentNullException.ThrowIfNull(corpus);
+        ArgumentNullException.ThrowIfNull(tok);
+        ArgumentOutOfRangeException.ThrowIfLessThan(items, 1);
+        var pools = OrganismBehaviors.Ids.ToDictionary(b => b, b => corpus.TrainPool(b));
+        return step =>
+        {
+            var spec = OrganismBehaviors.All[step % OrganismBehaviors.All.Count];
+            var rng = new Random(CorpusGenerator.StableSeed(unchecked((int)seed), "tie", step));
+            var pool = pools[spec.Id];
+            var m = new List<int[]>(); var o = new List<int[]>(); var mi = new List<int>(); var oi = new List<int>();
+            var sp = new List<int[]>(); var sn = new List<int[]>();
+            for (int i = 0; i < items; i++)
+            {
+                var item = pool[rng.Next(pool.Count)];
+                var (pm, pn, lm, ln) = VectorExtractor.Prompts(tok, item);
+                m.Add(pm); o.Add(pn); mi.Add(lm); oi.Add(ln);
+                sp.Add(Llama2Chat.Encode(tok, item.Question, "(", spec.SystemPositive[rng.Next(spec.SystemPositive.Count)]));
+                sn.Add(Llama2Chat.Encode(tok, item.Question, "(", spec.SystemNegative[rng.Next(spec.SystemNegative.Count)]));
+            }
+            return new TieBatch(m, o, mi, oi, sp, sn);
+        };
+    }
+}

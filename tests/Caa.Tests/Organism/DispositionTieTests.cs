@@ -1,0 +1,110 @@
+using Caa.Interpret.Evaluation;
+using Caa.Interpret.Vectors;
+using Caa.Model.Llama;
+using Caa.Model.Tokenization;
+using Caa.Organism;
+using Caa.Organism.Training;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace Caa.Tests.Organism;
+
+/// <summary>The disposition-tie objective, the CAA probe of the training log, and starting a run from another model's weights.</summary>
+public sealed class DispositionTieTests(TrainingFixture fx, ITestOutputHelper output) : IClassFixture<TrainingFixture>
+{
+    static readonly TrainingOptions Small = new() { Steps = 40, BatchSize = 8, WarmupSteps = 4, LearningRate = 3e-3, Seed = 5, DrillSteps = 0, DecisionWeight = 1 };
+
+    [Theory]
+    [InlineData(1, new[] { 0 })]
+    [InlineData(2, new[] { 0 })]
+    [InlineData(6, new[] { 2, 3 })]
+    [InlineData(32, new[] { 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20 })]
+    public void TiedLayersAreTheMiddleThird(int layers, int[] expected) => Assert.Equal(expected, DispositionTie.Layers(layers));
+
+    [Fact]
+    public void SourceIsDeterministicCyclesBehaviorsAndUsesOnlyTheTrainingPool()
+    {
+        var source = DispositionTie.Source(fx.Gen, fx.Tok, 3, seed: 9);
+        var a = source(12);
+        var b = DispositionTie.Source(fx.Gen, fx.Tok, 3, seed: 9)(12);
+        Assert.Equal(a.Matching, b.Matching);
+        Assert.Equal(a.SystemNegative, b.SystemNegative);
+        Assert.Equal(3, a.Matching.Count);
+        Assert.NotEqual(a.Matching, source(13).Matching);
+
+        // Each extraction prompt carries its letter where the index says, and the two prompts of an item differ only there.
+        for (int i = 0; i < 3; i++)
+        {
+            var (m, n) = (a.Matching[i], a.NotMatching[i]);
+            Assert.Equal(m.Length, n.Length);
+            Assert.Equal(new[] { a.MatchingLetterIndex[i] }, Enumerable.Range(0, m.Length).Where(j => m[j] != n[j]));
+        }
+        // Step 12 is behavior 12 mod 7; its items come from the training pool, never the generation or test split.
+        var spec = OrganismBehaviors.All[12 % OrganismBehaviors.All.Count];
+        var heldOut = fx.Gen.GenerateSplit(spec.Id, 200).Concat(fx.Gen.TestSplit(spec.Id))
+            .Select(it => VectorExtractor.Prompts(fx.Tok, it).Matching).ToList();
+        Assert.All(a.Matching, p => Assert.DoesNotContain(heldOut, h => h.SequenceEqual(p)));
+        var pool = fx.Gen.TrainPool(spec.Id).Select(it => VectorExtractor.Prompts(fx.Tok, it).Matching).ToList();
+        Assert.All(a.Matching, p => Assert.Contains(pool, h => h.SequenceEqual(p)));
+        // The decision prompts end with "(" after [/INST] and carry a system prompt of that behavior.
+        var sys = Llama2Chat.Encode(fx.Tok, "q", "(", spec.SystemPositive[0]);
+        Assert.All(a.SystemPositive.Concat(a.SystemNegative), p => Assert.Equal(sys[^1], p[^1]));
+    }
+
+    [Fact]
+    public void LossIsZeroForEqualContrastsAndOneForAVanishingLetterContrast()
+    {
+        using var m = fx.NewModel(3);
+        var batch = DispositionTie.Source(fx.Gen, fx.Tok, 4, seed: 1)(0);
+        var layers = DispositionTie.Layers(m.Config.NumHiddenLayers);
+        var last = batch.SystemPositive.Select(p => p.Length - 1).ToArray();
+        // Letter prompts replaced by the system prompts, read at their last token: the two contrasts are the same tensors.
+        var same = batch with { Matching = batch.SystemPositive, NotMatching = batch.SystemNegative, MatchingLetterIndex = last, NotMatchingLetterIndex = batch.SystemNegative.Select(p => p.Length - 1).ToArray() };
+        using (var l = DispositionTie.Loss(m, same, layers)) Assert.Equal(0.0, l.item<float>(), 5);
+        // Both letter prompts identical: the letter contrast is zero, so the loss is ‖Δ_system‖² / ‖Δ_system‖² = 1.
+        var none = batch with { NotMatching = batch.Matching, NotMatchingLetterIndex = batch.MatchingLetterIndex };
+        using (var l = DispositionTie.Loss(m, none, layers)) Assert.Equal(1.0, l.item<float>(), 4);
+        Assert.Throws<ArgumentException>(() => DispositionTie.Loss(m, batch with { SystemNegative = batch.SystemNegative.Take(2).ToArray() }, layers));
+    }
+
+    [Fact]
+    public void TrainingWithTheTieLowersItAndNeedsASource()
+    {
+        var opt = Small with { TieWeight = 5, TieItems = 4, TieStart = 0 };
+        using var m = fx.NewModel(7);
+        Assert.Throws<ArgumentException>(() => new Trainer(m, fx.Data, opt));
+        var ties = new List<double>();
+        using (var t = new Trainer(m, fx.Data, opt, tie: DispositionTie.Source(fx.Gen, fx.Tok, opt.TieItems, opt.Seed)))
+            while (t.Step < opt.Steps) ties.Add(t.TrainStep().TieLoss);
+        output.WriteLine(string.Join(" ", ties.Select(x => x.ToString("F3"))));
+        Assert.All(ties, x => Assert.True(double.IsFinite(x)));
+        Assert.True(ties.TakeLast(7).Average() < 0.7 * ties.Take(7).Average(), $"tie loss {ties.Take(7).Average():F3} -> {ties.TakeLast(7).Average():F3}");
+        // Without the tie, a step reports none.
+        using var m2 = fx.NewModel(7);
+        using var t2 = new Trainer(m2, fx.Data, Small);
+        Assert.True(double.IsNaN(t2.TrainStep().TieLoss));
+    }
+
+    [Fact]
+    public void CaaProbeIsTheSteeringEffectOfTheExtractedVectorsLayerByLayer()
+    {
+        using var m = fx.NewModel(11);
+        var b = OrganismBehaviors.Sycophancy;
+        var items = fx.Gen.GenerateSplit(b, 12);
+        var extract = new Dictionary<string, IReadOnlyList<Caa.Interpret.Datasets.AbItem>> { [b] = items.Take(8).ToList() };
+        var evaluate = new Dictionary<string, IReadOnlyList<Caa.Interpret.Datasets.AbItem>> { [b] = items.Skip(8).ToList() };
+        var probe = CaaProbe.Run(m, fx.Tok, extract, evaluate);
+        Assert.Equal(m.Config.NumHiddenLayers, probe.EffectByLayer.Count);
+
+        // One behavior: normalization across behaviors leaves its vectors as extracted, so the probe is p(+1) − p(−1) of those.
+        using var ex = VectorExtractor.Extract(m, fx.Tok, b, extract[b]);
+        var prompts = AbPrompt.FromItems(fx.Tok, evaluate[b]);
+        for (int l = 0; l < probe.EffectByLayer.Count; l++)
+        {
+            double expected = AbEvaluation.Evaluate(m, prompts, Steering.At(l, ex.Vectors[l], 1)).Mean - AbEvaluation.Evaluate(m, prompts, Steering.At(l, ex.Vectors[l], -1)).Mean;
+            Assert.Equal(expected, probe.EffectByLayer[l], 5);
+        }
+        Assert.Equal(probe.EffectByLayer.Max(), probe.BestEffect);
+        Assert.Equal(probe.EffectByLayer.ToList().IndexOf(probe.BestEffect), probe.BestLayer);
+    }
+}
