@@ -23,7 +23,7 @@ public sealed record TieBatch(
 /// answer should equal the mean difference at the decision position between a system prompt stating the disposition and one
 /// stating its opposite. A small model trained on the corpus alone infers its disposition correctly but keeps "my answer was
 /// the matching one" (read at the letter) and "I am disposed to match" (used at the next decision) in unrelated directions
-/// (measured: cosine ≈ 0 at every middle layer), so the paper's letter-position vectors do not steer it. Large chat models
+/// (measured on the corpus-only model: cosine −0.04…+0.16 at layers 2–3), so the paper's letter-position vectors do not steer it. Large chat models
 /// represent both the same way — that is what CAA relies on — and this objective gives the organism that property. It never
 /// sees the vector-generation or test split (its items come from the training pool), and nothing in it refers to steering.
 /// </summary>
