@@ -20,6 +20,8 @@ public sealed record CaaProbeResult(IReadOnlyList<double> EffectByLayer)
 /// </summary>
 public static class CaaProbe
 {
+    /// <param name="model">The model (any dtype/device).</param>
+    /// <param name="tok">Its tokenizer.</param>
     /// <param name="extract">Behavior → items to extract its vectors from.</param>
     /// <param name="evaluate">Behavior → items to steer (should differ from <paramref name="extract"/>).</param>
     public static CaaProbeResult Run(LlamaForCausalLM model, Llama2Tokenizer tok,

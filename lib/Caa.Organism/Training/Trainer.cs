@@ -19,6 +19,7 @@ namespace Caa.Organism.Training;
 /// <param name="LearningRate">Learning rate used for the step.</param>
 /// <param name="Tokens">Non-padding input tokens of the batch.</param>
 /// <param name="TargetTokens">Assistant tokens the loss counted.</param>
+/// <param name="TieLoss">The <see cref="DispositionTie"/> loss of the step (NaN when the step has none).</param>
 public sealed record StepResult(int Step, double Loss, double GradNorm, double LearningRate, long Tokens, long TargetTokens, double TieLoss = double.NaN);
 
 /// <summary>
