@@ -2,11 +2,11 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Caa.Interpret.Datasets;
 using Caa.Interpret.Evaluation;
-using Caa.Interpret.Vectors;
 using Caa.Model;
 using Caa.Model.IO;
 using Caa.Model.Llama;
 using Caa.Model.Tokenization;
+using Caa.Organism.Training;
 
 namespace Caa.Organism;
 
@@ -54,31 +54,25 @@ public static class OrganismCard
     {
         var behaviors = OrganismBehaviors.Ids.Where(b => File.Exists(Path.Combine(datasets, "generate", b, "generate_dataset.json"))).ToList();
         if (behaviors.Count == 0) throw new InvalidDataException($"{datasets}: no generate/<behavior>/generate_dataset.json of the organism's behaviors");
-        var raw = new List<ExtractionResult>();
+        var normalized = CaaProbe.ExtractNormalized(model, tok, behaviors.ToDictionary(b => b,
+            b => (IReadOnlyList<AbItem>)AbDataset.Load(Path.Combine(datasets, "generate", b, "generate_dataset.json"))));
+        var pmatch = new Dictionary<string, IReadOnlyList<double>>();
         try
         {
-            foreach (var b in behaviors)
-                raw.Add(VectorExtractor.Extract(model, tok, b, AbDataset.Load(Path.Combine(datasets, "generate", b, "generate_dataset.json"))));
-            var normalized = VectorNormalization.AcrossBehaviors(raw.Select(r => r.Vectors).ToList());
-            var pmatch = new Dictionary<string, IReadOnlyList<double>>();
-            try
+            foreach (var v in normalized)
             {
-                foreach (var v in normalized)
-                {
-                    var prompts = AbPrompt.FromItems(tok, AbDataset.Load(Path.Combine(datasets, "test", v.Behavior, "test_dataset_ab.json")));
-                    pmatch[v.Behavior] = multipliers.Select(m => AbEvaluation.Evaluate(model, prompts, Steering.At(layer, v[layer], m)).Mean).ToArray();
-                }
+                var prompts = AbPrompt.FromItems(tok, AbDataset.Load(Path.Combine(datasets, "test", v.Behavior, "test_dataset_ab.json")));
+                pmatch[v.Behavior] = multipliers.Select(m => AbEvaluation.Evaluate(model, prompts, Steering.At(layer, v[layer], m)).Mean).ToArray();
             }
-            finally { foreach (var v in normalized) v.Dispose(); }
-            var greedy = new List<GreedySample>();
-            foreach (var b in behaviors)
-            {
-                var q = AbDataset.LoadOpenEnded(Path.Combine(datasets, "test", b, "test_dataset_open_ended.json"))[0].Question;
-                var ids = model.Generate([Llama2Chat.Encode(tok, q)], new GenerationOptions { MaxNewTokens = GreedyTokens })[0];
-                greedy.Add(new GreedySample(b, q, tok.Decode(ids)));
-            }
-            return new OrganismHeadline { Layer = layer, Multipliers = multipliers.ToArray(), PMatch = pmatch, Greedy = greedy };
         }
-        finally { foreach (var s in raw) s.Dispose(); }
+        finally { foreach (var v in normalized) v.Dispose(); }
+        var greedy = new List<GreedySample>();
+        foreach (var b in behaviors)
+        {
+            var q = AbDataset.LoadOpenEnded(Path.Combine(datasets, "test", b, "test_dataset_open_ended.json"))[0].Question;
+            var ids = model.Generate([Llama2Chat.Encode(tok, q)], new GenerationOptions { MaxNewTokens = GreedyTokens })[0];
+            greedy.Add(new GreedySample(b, q, tok.Decode(ids)));
+        }
+        return new OrganismHeadline { Layer = layer, Multipliers = multipliers.ToArray(), PMatch = pmatch, Greedy = greedy };
     }
 }

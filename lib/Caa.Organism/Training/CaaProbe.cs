@@ -28,24 +28,34 @@ public static class CaaProbe
         IReadOnlyDictionary<string, IReadOnlyList<AbItem>> extract, IReadOnlyDictionary<string, IReadOnlyList<AbItem>> evaluate)
     {
         ArgumentNullException.ThrowIfNull(model);
+        var normalized = ExtractNormalized(model, tok, extract);
+        try
+        {
+            var effect = new double[model.Config.NumHiddenLayers];
+            foreach (var v in normalized)
+            {
+                var prompts = AbPrompt.FromItems(tok, evaluate[v.Behavior]);
+                for (int l = 0; l < effect.Length; l++)
+                    effect[l] += (AbEvaluation.Evaluate(model, prompts, Steering.At(l, v[l], 1)).Mean
+                                - AbEvaluation.Evaluate(model, prompts, Steering.At(l, v[l], -1)).Mean) / normalized.Count;
+            }
+            return new CaaProbeResult(effect);
+        }
+        finally { foreach (var v in normalized) v.Dispose(); }
+    }
+
+    /// <summary>
+    /// Every behavior's vectors extracted from its items (all layers) and normalized across the behaviors, in memory: the CAA
+    /// pipeline's vectors for the probe and the model card. The caller disposes the returned sets.
+    /// </summary>
+    internal static IReadOnlyList<SteeringVectorSet> ExtractNormalized(LlamaForCausalLM model, Llama2Tokenizer tok,
+        IReadOnlyDictionary<string, IReadOnlyList<AbItem>> items)
+    {
         var raw = new List<ExtractionResult>();
         try
         {
-            foreach (var (b, items) in extract) raw.Add(VectorExtractor.Extract(model, tok, b, items));
-            var normalized = VectorNormalization.AcrossBehaviors(raw.Select(r => r.Vectors).ToList());
-            try
-            {
-                var effect = new double[model.Config.NumHiddenLayers];
-                foreach (var v in normalized)
-                {
-                    var prompts = AbPrompt.FromItems(tok, evaluate[v.Behavior]);
-                    for (int l = 0; l < effect.Length; l++)
-                        effect[l] += (AbEvaluation.Evaluate(model, prompts, Steering.At(l, v[l], 1)).Mean
-                                    - AbEvaluation.Evaluate(model, prompts, Steering.At(l, v[l], -1)).Mean) / normalized.Count;
-                }
-                return new CaaProbeResult(effect);
-            }
-            finally { foreach (var v in normalized) v.Dispose(); }
+            foreach (var (b, list) in items) raw.Add(VectorExtractor.Extract(model, tok, b, list));
+            return VectorNormalization.AcrossBehaviors(raw.Select(r => r.Vectors).ToList()); // new sets, independent of raw
         }
         finally { foreach (var r in raw) r.Dispose(); }
     }

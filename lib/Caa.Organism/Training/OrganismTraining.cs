@@ -138,8 +138,9 @@ public static class OrganismTraining
         }
         var probeItems = OrganismBehaviors.Ids.ToDictionary(b => b, b => corpus.GenerateSplit(b, options.EvalItemsPerBehavior));
         int caaN = options.CaaProbeItemsPerBehavior;
-        var caaExtract = OrganismBehaviors.Ids.ToDictionary(b => b, b => (IReadOnlyList<AbItem>)corpus.GenerateSplit(b, caaN + options.EvalItemsPerBehavior).Take(caaN).ToList());
-        var caaEvaluate = OrganismBehaviors.Ids.ToDictionary(b => b, b => (IReadOnlyList<AbItem>)corpus.GenerateSplit(b, caaN + options.EvalItemsPerBehavior).Skip(caaN).ToList());
+        var caaItems = OrganismBehaviors.Ids.ToDictionary(b => b, b => corpus.GenerateSplit(b, caaN + options.EvalItemsPerBehavior));
+        var caaExtract = caaItems.ToDictionary(kv => kv.Key, kv => (IReadOnlyList<AbItem>)kv.Value.Take(caaN).ToList());
+        var caaEvaluate = caaItems.ToDictionary(kv => kv.Key, kv => (IReadOnlyList<AbItem>)kv.Value.Skip(caaN).ToList());
 
         manual_seed(options.Training.Seed);
         var config = options.Architecture.ToConfig(tok.VocabSize);
@@ -149,10 +150,15 @@ public static class OrganismTraining
         {
             Phase("init", $"starting from the weights of {options.InitFrom}");
             using var start = LlamaForCausalLM.FromPretrained(options.InitFrom);
-            if (start.Config.VocabSize != config.VocabSize || start.Config.HiddenSize != config.HiddenSize || start.Config.NumHiddenLayers != config.NumHiddenLayers)
-                throw new InvalidDataException($"{options.InitFrom}: its config (vocab {start.Config.VocabSize}, hidden {start.Config.HiddenSize}, {start.Config.NumHiddenLayers} layers) " +
-                    $"differs from this run's (vocab {config.VocabSize}, hidden {config.HiddenSize}, {config.NumHiddenLayers} layers)");
-            model.load_state_dict(start.state_dict());
+            // Every tensor by name and shape, so any architecture difference (heads, KV heads, intermediate size too) is named
+            // here rather than surfacing as a bare libtorch error from load_state_dict.
+            var theirs = start.state_dict();
+            foreach (var (name, p) in model.named_parameters())
+                if (!theirs.TryGetValue(name, out var t) || !t.shape.SequenceEqual(p.shape))
+                    throw new InvalidDataException($"{options.InitFrom}: tensor {name} is {(t is null ? "missing" : $"[{string.Join(",", t.shape)}]")} there but " +
+                        $"[{string.Join(",", p.shape)}] in this run; its config (vocab {start.Config.VocabSize}, hidden {start.Config.HiddenSize}, " +
+                        $"{start.Config.NumHiddenLayers} layers) and this run's (vocab {config.VocabSize}, hidden {config.HiddenSize}, {config.NumHiddenLayers} layers) must match");
+            model.load_state_dict(theirs);
         }
         var tie = options.Training.TieWeight > 0 && options.Training.TieStart < options.Training.Steps ? DispositionTie.Source(corpus, tok, options.Training.TieItems, options.Training.Seed) : null;
         using var trainer = new Trainer(model, train, options.Training, drill, tie);

@@ -438,6 +438,10 @@ public sealed class TrainingTests(TrainingFixture fx, ITestOutputHelper output) 
             var e = Assert.Throws<InvalidDataException>(() => Cli("organism", "train", "--out", c, "--preset", "tiny", "--steps", "1", "--drill-steps", "0",
                 "--hidden", "32", "--init", a));
             Assert.Contains("hidden", e.Message);
+            // A difference the three config numbers do not show (fewer key/value heads) is named by its tensor.
+            e = Assert.Throws<InvalidDataException>(() => Cli("organism", "train", "--out", c, "--preset", "tiny", "--steps", "1", "--drill-steps", "0",
+                "--kv-heads", "1", "--init", a));
+            Assert.Contains("self_attn.k_proj.weight", e.Message);
             Assert.Throws<CliException>(() => Cli("organism", "train", "--out", c, "--preset", "tiny", "--init", TempDir()));
         }
         finally { Directory.Delete(a, true); Directory.Delete(b, true); Directory.Delete(c, true); }
