@@ -35,6 +35,11 @@ public class ReproduceCommandTests
         Assert.Matches(@"\*\*Best layer: [0-2]\*\* of 0…2", summary);
         foreach (var f in new[] { "analysis/pca_separation.csv", "analysis/cosine_layers.csv", "open_ended/scores.csv", "capability/capability.csv", "prompting/prompting.csv", "manifest.json" })
             Assert.True(File.Exists(Path.Combine(output, f)), f);
+        // the summary's between-behavior row: mean |cosine| over the 21 unordered pairs of the CSV's 7×7 matrix, per layer
+        var cos = File.ReadLines(Path.Combine(output, "analysis", "cosine_behaviors.csv")).Skip(1).Select(l => l.Split(',')).ToList();
+        Assert.Equal(3 * behaviors * behaviors, cos.Count);
+        var expected = Enumerable.Range(0, 3).Select(l => cos.Where(f => f[0] == l.ToString() && f[1] != f[2]).Average(f => Math.Abs(double.Parse(f[3], System.Globalization.CultureInfo.InvariantCulture))));
+        Assert.Contains("| mean \\|cos\\| | " + string.Join(" | ", expected.Select(x => x.ToString("F2", System.Globalization.CultureInfo.InvariantCulture))) + " |", summary);
         var scores = Caa.Interpret.OpenEnded.OpenEndedCsv.Read(Path.Combine(output, "open_ended", "open_ended.csv"));
         Assert.Equal(behaviors * 2 * 5, scores.Count);                          // questions × multipliers −2…+2
 

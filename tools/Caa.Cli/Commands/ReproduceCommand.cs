@@ -218,6 +218,13 @@ public static class ReproduceCommand
             var adjacent = File.ReadLines(Out("analysis", "cosine_layers.csv")).Skip(1).Select(l => l.Split(','))
                 .Where(f => int.Parse(f[2], Inv) == int.Parse(f[1], Inv) + 1).Average(f => double.Parse(f[3], Inv));
             _summary.AppendLine().AppendLine($"Cosine similarity of vectors at adjacent layers, mean over behaviors and layers: {adjacent:F3}.").AppendLine();
+            // A mean |cosine| near 1 means the behaviors' vectors share one direction (analysis/cosine_behaviors.csv has the matrices).
+            var pairs = File.ReadLines(Out("analysis", "cosine_behaviors.csv")).Skip(1).Select(l => l.Split(','))
+                .Where(f => string.CompareOrdinal(f[1], f[2]) < 0)
+                .Select(f => (Layer: int.Parse(f[0], Inv), Abs: Math.Abs(double.Parse(f[3], Inv)))).ToList();
+            _summary.AppendLine("Cosine similarity between behaviors' vectors, mean |cosine| over pairs of behaviors:").AppendLine()
+                .AppendLine("| layer | " + string.Join(" | ", Enumerable.Range(0, _layers)) + " |").AppendLine("|---|" + string.Concat(Enumerable.Repeat("---|", _layers)))
+                .AppendLine("| mean \\|cos\\| | " + string.Join(" | ", Enumerable.Range(0, _layers).Select(l => pairs.Where(x => x.Layer == l).Average(x => x.Abs).ToString("F2", Inv))) + " |").AppendLine();
         }
 
         void OpenEnded()
