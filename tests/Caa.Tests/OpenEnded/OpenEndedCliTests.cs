@@ -84,7 +84,7 @@ public sealed class OpenEndedCliTests : IDisposable
         Assert.Equal(9, scores.Count);
         manifest = JsonNode.Parse(File.ReadAllText(Path.Combine(OutDir, "manifest.json")))!;
         Assert.Equal(3, manifest["results"]!["unparsable"]!.GetValue<int>());
-        Assert.Equal(1, manifest["results"]!["resumed_multipliers"]!.AsArray().Count);
+        Assert.Single(manifest["results"]!["resumed_multipliers"]!.AsArray());
 
         // Fully done: nothing regenerated (the file is not rewritten).
         var stamp = File.GetLastWriteTimeUtc(csv);
