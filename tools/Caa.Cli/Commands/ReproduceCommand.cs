@@ -70,6 +70,10 @@ public static class ReproduceCommand
 
         string Out(params string[] parts) => Path.Combine([outDir, .. parts]);
 
+        /// <summary>The header and separator of a summary table with one column per layer.</summary>
+        string LayerHeader(string firstColumn) =>
+            $"| {firstColumn} | " + string.Join(" | ", Enumerable.Range(0, _layers)) + " |" + Environment.NewLine + "|---|" + string.Concat(Enumerable.Repeat("---|", _layers));
+
         void Step(string title, string doneFile, Action compute)
         {
             if (File.Exists(doneFile)) { console.MarkupLine($"[grey]{Markup.Escape(title)}: already done ({Markup.Escape(Path.GetRelativePath(outDir, doneFile))})[/]"); return; }
@@ -138,8 +142,7 @@ public static class ReproduceCommand
             BestLayer = Array.IndexOf(effect, effect.Max());
             _summary.AppendLine("## Layer sweep (A/B test split)").AppendLine()
                 .AppendLine("Mean over behaviors of p(match) at +1 minus at −1, per layer (the best layer maximizes it):").AppendLine()
-                .AppendLine("| layer | " + string.Join(" | ", Enumerable.Range(0, _layers)) + " |")
-                .AppendLine("|---|" + string.Concat(Enumerable.Repeat("---|", _layers)))
+                .AppendLine(LayerHeader("layer"))
                 .AppendLine("| p(+1) − p(−1) | " + string.Join(" | ", effect.Select(e => e.ToString("F3", Inv))) + " |").AppendLine()
                 .AppendLine($"**Best layer: {BestLayer}** of 0…{_layers - 1}.").AppendLine()
                 .AppendLine($"| behavior | p(−1) | p(0) | p(+1) | best layer of this behavior |").AppendLine("|---|---|---|---|---|");
@@ -212,7 +215,7 @@ public static class ReproduceCommand
                 .Select(f => (Behavior: f[0], Layer: int.Parse(f[1], Inv), Label: f[2], Silhouette: double.Parse(f[3], Inv))).ToList();
             _summary.AppendLine("## PCA of answer-token activations").AppendLine()
                 .AppendLine($"Silhouette of the 2-D projection by label (clusters present at ≥ {Separation.ClusteredSilhouette}), mean over behaviors:").AppendLine()
-                .AppendLine("| label | " + string.Join(" | ", Enumerable.Range(0, _layers)) + " |").AppendLine("|---|" + string.Concat(Enumerable.Repeat("---|", _layers)));
+                .AppendLine(LayerHeader("label"));
             foreach (var label in new[] { "letter", "behavior_match" })
                 _summary.AppendLine($"| {label} | " + string.Join(" | ", Enumerable.Range(0, _layers).Select(l => rows.Where(x => x.Label == label && x.Layer == l).Average(x => x.Silhouette).ToString("F2", Inv))) + " |");
             var adjacent = File.ReadLines(Out("analysis", "cosine_layers.csv")).Skip(1).Select(l => l.Split(','))
@@ -223,7 +226,7 @@ public static class ReproduceCommand
                 .Where(f => string.CompareOrdinal(f[1], f[2]) < 0)
                 .Select(f => (Layer: int.Parse(f[0], Inv), Abs: Math.Abs(double.Parse(f[3], Inv)))).ToList();
             _summary.AppendLine("Cosine similarity between behaviors' vectors, mean |cosine| over pairs of behaviors:").AppendLine()
-                .AppendLine("| layer | " + string.Join(" | ", Enumerable.Range(0, _layers)) + " |").AppendLine("|---|" + string.Concat(Enumerable.Repeat("---|", _layers)))
+                .AppendLine(LayerHeader("layer"))
                 .AppendLine("| mean \\|cos\\| | " + string.Join(" | ", Enumerable.Range(0, _layers).Select(l => pairs.Where(x => x.Layer == l).Average(x => x.Abs).ToString("F2", Inv))) + " |").AppendLine();
         }
 
