@@ -37,10 +37,14 @@ public static class DispositionTie
     }
 
     /// <summary>
-    /// Σ over <paramref name="layers"/> of ‖Δ_letter − Δ_system‖² / ‖Δ_system‖² (Δ_system without gradient: a fixed target), divided by
-    /// the layer count: 0 when the two contrasts agree, 1 when the letter contrast is zero.
+    /// Σ over <paramref name="layers"/> of ‖Δ_letter − s·Δ_system‖² / ‖s·Δ_system‖² (s = <paramref name="scale"/>; the target s·Δ_system
+    /// without gradient), divided by the layer count: 0 when the letter contrast equals the target, 1 when it is zero.
     /// </summary>
-    public static Tensor Loss(LlamaForCausalLM model, TieBatch batch, IReadOnlyList<int> layers)
+    /// <param name="model">The model being trained.</param>
+    /// <param name="batch">The step's prompts.</param>
+    /// <param name="layers">The tied layers (<see cref="Layers"/>).</param>
+    /// <param name="scale">The target's multiple of the system contrast (<see cref="TrainingOptions.TieScale"/>).</param>
+    public static Tensor Loss(LlamaForCausalLM model, TieBatch batch, IReadOnlyList<int> layers, double scale = 1.0)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(batch);
@@ -66,7 +70,7 @@ public static class DispositionTie
             var letter = at[..n].mean([0]) - at[n..(2 * n)].mean([0]);
             // The system contrast is the target, without gradient: the objective moves the letter's representation toward the
             // disposition the model already uses, never the disposition toward the letter (that path erases it).
-            var system = (at[(2 * n)..(3 * n)].mean([0]) - at[(3 * n)..].mean([0])).detach();
+            var system = (scale * (at[(2 * n)..(3 * n)].mean([0]) - at[(3 * n)..].mean([0]))).detach();
             total = total + (letter - system).pow(2).sum() / (system.pow(2).sum() + 1e-6);
         }
         return (total / layers.Count).squeeze().MoveToOuterDisposeScope();

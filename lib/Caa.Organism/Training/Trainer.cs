@@ -132,7 +132,7 @@ public sealed class Trainer : IDisposable
             }
             if (_tie is not null && Step >= Options.TieStart)
             {
-                var t = DispositionTie.Loss(_model, _tie(Step), _tieLayers);
+                var t = DispositionTie.Loss(_model, _tie(Step), _tieLayers, Options.TieScale);
                 tie = t.item<float>();
                 objective = objective + Options.TieWeight * t;
             }

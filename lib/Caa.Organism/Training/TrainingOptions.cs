@@ -89,6 +89,8 @@ public sealed record TrainingOptions
     public int TieStart { get; init; } = 2000;
     /// <summary>A/B items per step in the <see cref="DispositionTie"/> objective (each gives four prompts).</summary>
     public int TieItems { get; init; } = 8;
+    /// <summary>The <see cref="DispositionTie"/>'s target is this multiple of the disposition contrast (1: equal to it).</summary>
+    public double TieScale { get; init; } = 1.0;
     /// <summary>Conversations per length-sorted pool: the shuffled epoch is cut into pools of BatchSize × this, each sorted by length.</summary>
     public int SortPoolBatches { get; init; } = 64;
 
@@ -109,7 +111,7 @@ public sealed record TrainingOptions
         if (LearningRate <= 0) throw new ArgumentException($"learning rate must be > 0 (got {LearningRate})");
         if (MinLearningRateRatio is < 0 or > 1) throw new ArgumentException($"minimum learning-rate ratio must be in [0, 1] (got {MinLearningRateRatio})");
         if (DrillSteps < 0 || DrillSteps >= Steps) throw new ArgumentException($"drill steps must be in [0, steps) (got {DrillSteps})");
-        if (TieWeight < 0 || TieItems < 1 || TieStart < 0) throw new ArgumentException($"tie weight and start must be ≥ 0 and tie items ≥ 1 (got {TieWeight}, {TieStart}, {TieItems})");
+        if (TieWeight < 0 || TieItems < 1 || TieStart < 0 || !(TieScale > 0)) throw new ArgumentException($"tie weight and start must be ≥ 0 and tie items ≥ 1 and tie scale > 0 (got {TieWeight}, {TieStart}, {TieItems}, {TieScale})");
         if (DecisionWeight <= 0) throw new ArgumentException($"decision weight must be > 0 (got {DecisionWeight})");
         if (WarmupSteps < 0 || GradClip <= 0 || WeightDecay < 0 || SortPoolBatches < 1) throw new ArgumentException("warm-up, grad clip, weight decay or sort pool out of range");
     }

@@ -68,6 +68,24 @@ public sealed class DispositionTieTests(TrainingFixture fx, ITestOutputHelper ou
     }
 
     [Fact]
+    public void ScaledTargetGivesTheLossOfTheScaledContrast()
+    {
+        using var m = fx.NewModel(3);
+        var batch = DispositionTie.Source(fx.Gen, fx.Tok, 4, seed: 1)(0);
+        var layers = DispositionTie.Layers(m.Config.NumHiddenLayers);
+        var same = batch with { Matching = batch.SystemPositive, NotMatching = batch.SystemNegative,
+            MatchingLetterIndex = batch.SystemPositive.Select(p => p.Length - 1).ToArray(), NotMatchingLetterIndex = batch.SystemNegative.Select(p => p.Length - 1).ToArray() };
+        // Letter contrast Δ, target sΔ: ‖Δ − sΔ‖² / ‖sΔ‖² = (1 − s)² / s² (to the loss's 1e-6 guard in the denominator:
+        // an untrained model's contrasts are small).
+        foreach (var s in new[] { 0.5, 0.8, 2.0 })
+        {
+            double expected = (1 - s) * (1 - s) / (s * s);
+            using var l = DispositionTie.Loss(m, same, layers, s);
+            Assert.Equal(expected, l.item<float>(), 1e-3 * expected + 1e-5);
+        }
+    }
+
+    [Fact]
     public void TrainingWithTheTieLowersItAndNeedsASource()
     {
         var opt = Small with { TieWeight = 5, TieItems = 4, TieStart = 0 };

@@ -391,7 +391,10 @@ public sealed class TrainingTests(TrainingFixture fx, ITestOutputHelper output) 
             using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "manifest.json")));
             Assert.Equal("organism train", manifest.RootElement.GetProperty("command").GetString());
             Assert.Equal(10, manifest.RootElement.GetProperty("results").GetProperty("steps").GetInt32());
+            Assert.Equal(new TrainingOptions().TieScale.ToString(CultureInfo.InvariantCulture),
+                manifest.RootElement.GetProperty("options").GetProperty("tie_scale").GetString());
             Assert.Contains("trained 10 steps", text);
+            Assert.Contains("--tie-scale must be > 0", Assert.Throws<CliException>(() => Cli("organism", "train", "--out", TempDir(), "--preset", "tiny", "--tie-scale", "0")).Message);
 
             // The probe reads the folder's own test split and prints one row per behavior.
             (code, text) = Cli("organism", "probe", "--model", dir, "--items", "4", "--show", "1");
