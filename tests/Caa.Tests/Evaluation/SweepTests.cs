@@ -46,7 +46,7 @@ public class SweepTests
             AssertSame(reference, batched, 1e-4);
             Assert.Equal(2 * 4 * Multipliers.Length * 7, reference.Count);
             // the steering matters, so the agreement is not trivial
-            Assert.True(reference.Where(r => r.Multiplier == 1).Zip(reference.Where(r => r.Multiplier == -1)).Any(t => Math.Abs(t.First.PMatch - t.Second.PMatch) > 0.05));
+            Assert.Contains(reference.Where(r => r.Multiplier == 1).Zip(reference.Where(r => r.Multiplier == -1)), t => Math.Abs(t.First.PMatch - t.Second.PMatch) > 0.05);
             Assert.Equal(0, model.Hooks.Count);
         }
     }
