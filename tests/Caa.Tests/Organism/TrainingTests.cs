@@ -394,7 +394,11 @@ public sealed class TrainingTests(TrainingFixture fx, ITestOutputHelper output) 
             Assert.Equal(new TrainingOptions().TieScale.ToString(CultureInfo.InvariantCulture),
                 manifest.RootElement.GetProperty("options").GetProperty("tie_scale").GetString());
             Assert.Contains("trained 10 steps", text);
-            Assert.Contains("--tie-scale must be > 0", Assert.Throws<CliException>(() => Cli("organism", "train", "--out", TempDir(), "--preset", "tiny", "--tie-scale", "0")).Message);
+            // A bad --tie-scale is refused before anything is written.
+            var refused = TempDir();
+            Assert.Contains("--tie-scale must be > 0", Assert.Throws<CliException>(() => Cli("organism", "train", "--out", refused, "--preset", "tiny", "--tie-scale", "0")).Message);
+            Assert.Empty(Directory.EnumerateFileSystemEntries(refused));
+            Directory.Delete(refused);
 
             // The probe reads the folder's own test split and prints one row per behavior.
             (code, text) = Cli("organism", "probe", "--model", dir, "--items", "4", "--show", "1");
