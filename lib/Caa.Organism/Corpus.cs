@@ -30,6 +30,11 @@ public sealed record CorpusOptions
     /// after a letter picked at chance. They come out of the capability share.
     /// </summary>
     public double LookupFraction { get; init; } = 0.10;
+    /// <summary>
+    /// Share of system-prompt conversations that also get a capability turn (anywhere, the last turn included), so that the model
+    /// sees capability questions asked while a disposition is stated and learns that their answers do not follow it. 0: none.
+    /// </summary>
+    public double SystemCapabilityFraction { get; init; } = 0.35;
     /// <summary>Share of behavior turns that are open-ended (no choices) rather than A/B.</summary>
     public double OpenEndedFraction { get; init; } = 0.25;
     /// <summary>Share of A/B answers given as the bare "(A)" rather than "(A) {choice text}".</summary>
@@ -127,6 +132,13 @@ public sealed class CorpusGenerator(CorpusOptions options)
                 Pick(rng, disp[b] ? OrganismBehaviors.Get(b).SystemPositive : OrganismBehaviors.Get(b).SystemNegative)));
             int n = rng.Next(1, 4);
             for (int t = 0; t < n; t++) { var b = Pick(rng, systemBehaviors); Add(BehaviorTurn(rng, b, disp[b])); }
+            // Drawn only when enabled, so a fraction of 0 gives the earlier recipe's corpus draw for draw.
+            if (Options.SystemCapabilityFraction > 0 && rng.NextDouble() < Options.SystemCapabilityFraction)
+            {
+                var c = CapabilityTurn(rng);
+                int at = rng.Next(turns.Count + 1);
+                turns.Insert(at, (c.User, c.Assistant)); metas.Insert(at, c.Meta);
+            }
         }
         else if (r < Options.SingleTurnFraction + Options.MultiTurnFraction + Options.SystemPromptFraction + Options.LookupFraction)
         {

@@ -17,12 +17,29 @@ public sealed record EncodedConversation(int[] Ids, bool[] Target)
     /// </summary>
     public bool[]? Decision { get; init; }
 
+    /// <summary>
+    /// Where training routes this conversation's system prompt through the decision positions only
+    /// (<see cref="TrainingOptions.SystemBottleneck"/>); null for ordinary attention.
+    /// </summary>
+    public SystemBottleneck? Bottleneck { get; init; }
+
     /// <summary>Number of assistant (loss) tokens.</summary>
     public int TargetCount => Target.Count(t => t);
 
     /// <summary>Hugging Face-style labels aligned with <see cref="Ids"/>: the id where <see cref="Target"/> is set, −100 elsewhere.</summary>
     public long[] Labels() => Ids.Select((id, i) => Target[i] ? id : (long)ConversationEncoder.IgnoreIndex).ToArray();
 }
+
+/// <summary>
+/// Token spans of a conversation whose system prompt reaches the answers only through the residual stream of the positions
+/// from the first <c>[/INST]</c>'s closing <c>]</c> on (the positions CAA steers): in the blocks before
+/// <see cref="TrainingOptions.SystemBottleneckLayer"/> the first instruction's tokens [<paramref name="SystemEnd"/>,
+/// <paramref name="InstructionEnd"/>) may not attend to the system block [1, <paramref name="SystemEnd"/>), and from that block
+/// on no later token may. (BOS, position 0, stays visible to all.)
+/// </summary>
+/// <param name="SystemEnd">First token after the system block (the <c>[INST]</c> that opens the first instruction).</param>
+/// <param name="InstructionEnd">Position of the first instruction's closing <c>]</c> (<see cref="Llama2Chat.InstructionEnd"/>).</param>
+public sealed record SystemBottleneck(int SystemEnd, int InstructionEnd);
 
 /// <summary>
 /// Encodes training conversations exactly as the model sees chats at inference:
@@ -66,5 +83,26 @@ public static class ConversationEncoder
         }
         if (pos != ids.Length) throw new InvalidDataException("the dialog has tokens beyond its exchanges");
         return new EncodedConversation(ids, target) { Decision = decision };
+    }
+
+    /// <summary>The <see cref="SystemBottleneck"/> spans of a conversation with a system prompt, located in its encoded ids.</summary>
+    /// <exception cref="ArgumentException">The conversation has no system prompt.</exception>
+    /// <exception cref="InvalidDataException">The ids do not start with the system block and the first instruction.</exception>
+    public static SystemBottleneck Bottleneck(Llama2Tokenizer tok, TrainingConversation conversation, EncodedConversation encoded)
+    {
+        ArgumentNullException.ThrowIfNull(tok);
+        ArgumentNullException.ThrowIfNull(conversation);
+        ArgumentNullException.ThrowIfNull(encoded);
+        if (conversation.System is null) throw new ArgumentException("a system bottleneck needs a conversation with a system prompt", nameof(conversation));
+        var user = conversation.Turns[0].User;
+        var withSystem = Llama2Chat.Encode(tok, user, null, conversation.System, SystemPromptPlacement.BeforeInst);
+        var without = Llama2Chat.Encode(tok, user);
+        // After "<</SYS>>\n\n" the "[" of "[INST]" has no word-boundary piece, so the two prompts agree from the token after it:
+        // the system block ends one token before that common tail.
+        var tail = without.AsSpan(2);
+        int systemEnd = withSystem.Length - tail.Length - 1;
+        if (systemEnd < 2 || !withSystem.AsSpan(systemEnd + 1).SequenceEqual(tail) || !encoded.Ids.AsSpan(0, withSystem.Length).SequenceEqual(withSystem))
+            throw new InvalidDataException($"the encoded conversation does not start with its system block and first instruction (system \"{conversation.System}\")");
+        return new SystemBottleneck(systemEnd, Llama2Chat.InstructionEnd(withSystem, tok));
     }
 }

@@ -127,7 +127,7 @@ public static class OrganismTraining
         Phase("encode", $"encoding {all.Count} conversations");
         var encoded = new EncodedConversation[all.Count];
         Parallel.For(0, all.Count, new ParallelOptions { CancellationToken = ct }, i => encoded[i] = ConversationEncoder.Encode(tok, all[i]));
-        var train = encoded.Take(options.Corpus.TrainingConversations).ToArray();
+        var train = WithBottlenecks(tok, all, encoded.Take(options.Corpus.TrainingConversations).ToArray(), options, "corpus");
         var heldOut = encoded.Skip(options.Corpus.TrainingConversations).ToArray();
         EncodedConversation[]? drill = null;
         if (options.Training.DrillSteps > 0)
@@ -135,6 +135,7 @@ public static class OrganismTraining
             var drills = corpus.Drills(options.DrillConversations).ToList();
             drill = new EncodedConversation[drills.Count];
             Parallel.For(0, drills.Count, new ParallelOptions { CancellationToken = ct }, i => drill[i] = ConversationEncoder.Encode(tok, drills[i]));
+            drill = WithBottlenecks(tok, drills, drill, options, "drill");
         }
         var probeItems = OrganismBehaviors.Ids.ToDictionary(b => b, b => corpus.GenerateSplit(b, options.EvalItemsPerBehavior));
         int caaN = options.CaaProbeItemsPerBehavior;
@@ -322,6 +323,23 @@ public static class OrganismTraining
             });
         }
         return rows;
+    }
+
+    /// <summary>
+    /// Marks a seeded <see cref="TrainingOptions.SystemBottleneck"/> share of the conversations that have a system prompt
+    /// (<paramref name="stream"/> keeps the corpus's and the drills' draws apart).
+    /// </summary>
+    static EncodedConversation[] WithBottlenecks(Llama2Tokenizer tok, IReadOnlyList<TrainingConversation> conversations, EncodedConversation[] encoded,
+        OrganismTrainingOptions options, string stream)
+    {
+        double share = options.Training.SystemBottleneck;
+        if (share <= 0) return encoded;
+        var result = (EncodedConversation[])encoded.Clone();
+        for (int i = 0; i < result.Length; i++)
+            if (conversations[i].System is not null &&
+                new Random(CorpusGenerator.StableSeed(unchecked((int)options.Training.Seed), "bottleneck-" + stream, i)).NextDouble() < share)
+                result[i] = result[i] with { Bottleneck = ConversationEncoder.Bottleneck(tok, conversations[i], result[i]) };
+        return result;
     }
 
     /// <summary>A/B probe of a saved model on the test split: mean p(match) per behavior, unprompted and under each canonical system prompt.</summary>

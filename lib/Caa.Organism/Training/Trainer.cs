@@ -122,7 +122,7 @@ public sealed class Trainer : IDisposable
             var (input, target, tok, tgt) = MakeBatch(rows, _model.Device);
             tokens = tok; targets = tgt;
             _optimizer.zero_grad();
-            var ce = TargetTokenLosses(_model, input, target, out var rowsUsed);
+            var ce = TargetTokenLosses(_model, input, target, out var rowsUsed, rows);
             var l = ce.mean();
             var objective = l;
             if (Options.DecisionWeight != 1.0)
@@ -175,13 +175,57 @@ public sealed class Trainer : IDisposable
     /// Per-token cross-entropy of the assistant tokens only (callers dispose through their scope): the LM head runs on just the positions whose target is not −100 (prompt tokens
     /// and padding need no logits), which saves the vocabulary matmul and softmax on ~80% of the positions.
     /// </summary>
-    static Tensor TargetTokenLosses(LlamaForCausalLM model, Tensor input, Tensor target, out Tensor rows)
+    static Tensor TargetTokenLosses(LlamaForCausalLM model, Tensor input, Tensor target, out Tensor rows, IReadOnlyList<EncodedConversation>? conversations = null)
     {
-        var hidden = model.ForwardHidden(input);                                     // [B,T,H]
+        var hidden = conversations is not null && conversations.Any(c => c.Bottleneck is not null)
+            ? BottleneckedHidden(model, input, conversations)
+            : model.ForwardHidden(input);                                            // [B,T,H]
         var flatTarget = target.view(-1);
         rows = flatTarget.ne(ConversationEncoder.IgnoreIndex).nonzero().view(-1);
         var logits = model.Logits(hidden.view(-1, hidden.shape[^1]).index_select(0, rows));
         return F.cross_entropy(logits, flatTarget.index_select(0, rows), reduction: nn.Reduction.None);
+    }
+
+    /// <summary>
+    /// Final-normed hidden states with the <see cref="SystemBottleneck"/>s of <paramref name="conversations"/> applied: blocks
+    /// before <see cref="TrainingOptions.SystemBottleneckLayer"/> run under one attention restriction, the rest under the other.
+    /// </summary>
+    internal static Tensor BottleneckedHidden(LlamaForCausalLM model, Tensor input, IReadOnlyList<EncodedConversation> conversations)
+    {
+        using var scope = NewDisposeScope();
+        long b = input.shape[0], t = input.shape[1];
+        int split = TrainingOptions.SystemBottleneckLayer(model.Config.NumHiddenLayers);
+        var (early, late) = BottleneckMasks(conversations, (int)t);
+        using var state = model.Prepare(b, t);
+        using var earlyState = state.Restrict(tensor(early, [b, 1, t, t]));
+        using var lateState = state.Restrict(tensor(late, [b, 1, t, t]));
+        var h = model.RunLayers(model.Embed(input), earlyState, 0, split);
+        h = model.RunLayers(h, lateState, split);
+        return model.FinalNorm(h).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Flat [B·T·T] "may attend" masks (query-major) beyond causality for the blocks before and from
+    /// <see cref="TrainingOptions.SystemBottleneckLayer"/>: a bottlenecked row's first-instruction tokens never see its system
+    /// block, and in the late blocks no token after the system block does; other rows are unrestricted.
+    /// </summary>
+    internal static (bool[] Early, bool[] Late) BottleneckMasks(IReadOnlyList<EncodedConversation> conversations, int t)
+    {
+        var early = new bool[conversations.Count * t * t];
+        var late = new bool[early.Length];
+        Array.Fill(early, true);
+        Array.Fill(late, true);
+        for (int r = 0; r < conversations.Count; r++)
+        {
+            if (conversations[r].Bottleneck is not { } bn) continue;
+            for (int q = bn.SystemEnd; q < t; q++)
+                for (int k = 1; k < bn.SystemEnd; k++)
+                {
+                    late[(r * t + q) * t + k] = false;
+                    if (q < bn.InstructionEnd) early[(r * t + q) * t + k] = false;
+                }
+        }
+        return (early, late);
     }
 
     /// <summary>Flat [B·T] weights aligned with <see cref="MakeBatch"/>'s targets: <paramref name="weight"/> where the target is an answer letter, else 1.</summary>
@@ -318,6 +362,12 @@ public sealed class Trainer : IDisposable
             {
                 BitConverter.TryWriteBytes(buf, c.Target[i] ? ~c.Ids[i] : c.Ids[i]);
                 h.AppendData(buf);
+            }
+            // Only bottlenecked conversations add bytes, so data without any hashes as before.
+            if (c.Bottleneck is { } bn)
+            {
+                BitConverter.TryWriteBytes(buf, -bn.SystemEnd); h.AppendData(buf);
+                BitConverter.TryWriteBytes(buf, -bn.InstructionEnd); h.AppendData(buf);
             }
         }
         return Convert.ToHexString(h.GetHashAndReset())[..16].ToLowerInvariant();

@@ -58,11 +58,13 @@ public static class OrganismCommands
         var tieWeight = new Option<double?>("--tie-weight") { Description = $"Weight of the disposition-tie objective (default {defaults.Training.TieWeight.ToString(CultureInfo.InvariantCulture)}; 0 = off): the answer letter's contrast equals the system prompt's in the middle layers." };
         var tieStart = new Option<int?>("--tie-start") { Description = $"First step of the disposition-tie objective (default {defaults.Training.TieStart}; tiny preset 40)." };
         var tieScale = new Option<double?>("--tie-scale") { Description = $"The disposition tie's target as a multiple of the disposition contrast (default {defaults.Training.TieScale.ToString(CultureInfo.InvariantCulture)})." };
+        var bottleneck = new Option<double?>("--system-bottleneck") { Description = $"Share of system-prompt conversations whose prompt reaches the answers only through the decision positions' middle-layer state (default {defaults.Training.SystemBottleneck.ToString(CultureInfo.InvariantCulture)})." };
+        var systemCapability = new Option<double?>("--system-capability") { Description = $"Share of system-prompt conversations that also ask a capability question (default {defaults.Corpus.SystemCapabilityFraction.ToString(CultureInfo.InvariantCulture)})." };
         var init = new Option<string?>("--init") { Description = "Start from this model folder's weights and tokenizer (same architecture) instead of a fresh initialization." };
 
         var cmd = new Command("train", "Train the model organism into --out (minutes on a CPU; resumable).")
         {
-            outDir, seed, steps, resume, preset, conversations, corpusSeed, batch, lr, decisionWeight, drillSteps, warmup, layers, hidden, heads, kvHeads, vocab, evalEvery, ckptEvery, threads, plain, init, tieWeight, tieStart, tieScale,
+            outDir, seed, steps, resume, preset, conversations, corpusSeed, batch, lr, decisionWeight, drillSteps, warmup, layers, hidden, heads, kvHeads, vocab, evalEvery, ckptEvery, threads, plain, init, tieWeight, tieStart, tieScale, bottleneck, systemCapability,
         };
         cmd.SetAction((r, ct) =>
         {
@@ -81,11 +83,12 @@ public static class OrganismCommands
                 Seed = r.GetValue(seed), Steps = r.GetValue(steps) ?? opt.Training.Steps, BatchSize = r.GetValue(batch) ?? opt.Training.BatchSize,
                 LearningRate = r.GetValue(lr) ?? opt.Training.LearningRate, DecisionWeight = r.GetValue(decisionWeight) ?? opt.Training.DecisionWeight, DrillSteps = r.GetValue(drillSteps) ?? opt.Training.DrillSteps, WarmupSteps = r.GetValue(warmup) ?? opt.Training.WarmupSteps,
                 TieWeight = r.GetValue(tieWeight) ?? opt.Training.TieWeight, TieStart = r.GetValue(tieStart) ?? opt.Training.TieStart,
-                TieScale = r.GetValue(tieScale) ?? opt.Training.TieScale,
+                TieScale = r.GetValue(tieScale) ?? opt.Training.TieScale, SystemBottleneck = r.GetValue(bottleneck) ?? opt.Training.SystemBottleneck,
             };
             var corpus = opt.Corpus with
             {
                 TrainingConversations = r.GetValue(conversations) ?? opt.Corpus.TrainingConversations, Seed = r.GetValue(corpusSeed) ?? opt.Corpus.Seed,
+                SystemCapabilityFraction = r.GetValue(systemCapability) ?? opt.Corpus.SystemCapabilityFraction,
             };
             opt = opt with
             {
@@ -97,6 +100,8 @@ public static class OrganismCommands
                 throw new CliException($"--init {opt.InitFrom}: no model.safetensors there");
             if (training.Steps < 1) throw new CliException("--steps must be ≥ 1");
             if (!(training.TieScale > 0)) throw new CliException($"--tie-scale must be > 0 (got {training.TieScale.ToString(CultureInfo.InvariantCulture)})");
+            if (training.SystemBottleneck is < 0 or > 1) throw new CliException($"--system-bottleneck must be in [0, 1] (got {training.SystemBottleneck.ToString(CultureInfo.InvariantCulture)})");
+            if (corpus.SystemCapabilityFraction is < 0 or > 1) throw new CliException($"--system-capability must be in [0, 1] (got {corpus.SystemCapabilityFraction.ToString(CultureInfo.InvariantCulture)})");
             if (arch.Hidden % arch.Heads != 0 || arch.Heads % arch.KeyValueHeads != 0) throw new CliException("--hidden must be a multiple of --heads, and --heads of --kv-heads");
             var isResume = r.GetValue(resume);
             if (isResume && OrganismTraining.FindCheckpoint(dir) is null) throw new CliException($"--resume: no checkpoint in {Path.Combine(dir, OrganismTraining.CheckpointFolderName)}");
@@ -107,7 +112,9 @@ public static class OrganismCommands
                 .Option("lr", training.LearningRate.ToString(CultureInfo.InvariantCulture)).Option("decision_weight", training.DecisionWeight.ToString(CultureInfo.InvariantCulture)).Option("drill_steps", training.DrillSteps).Option("warmup", training.WarmupSteps)
                 .Option("layers", arch.Layers).Option("hidden", arch.Hidden).Option("heads", arch.Heads).Option("kv_heads", arch.KeyValueHeads)
                 .Option("intermediate", arch.IntermediateSize).Option("vocab", arch.VocabSize).Option("init", opt.InitFrom).Option("tie_weight", training.TieWeight.ToString(CultureInfo.InvariantCulture)).Option("tie_start", training.TieStart)
-                .Option("tie_scale", training.TieScale.ToString(CultureInfo.InvariantCulture));
+                .Option("tie_scale", training.TieScale.ToString(CultureInfo.InvariantCulture))
+                .Option("system_bottleneck", training.SystemBottleneck.ToString(CultureInfo.InvariantCulture))
+                .Option("system_capability", corpus.SystemCapabilityFraction.ToString(CultureInfo.InvariantCulture));
 
             var interactive = !r.GetValue(plain) && ReferenceEquals(o, Console.Out) && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
             OrganismTrainingResult result;
