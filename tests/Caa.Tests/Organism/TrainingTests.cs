@@ -393,10 +393,16 @@ public sealed class TrainingTests(TrainingFixture fx, ITestOutputHelper output) 
             Assert.Equal(10, manifest.RootElement.GetProperty("results").GetProperty("steps").GetInt32());
             Assert.Equal(new TrainingOptions().TieScale.ToString(CultureInfo.InvariantCulture),
                 manifest.RootElement.GetProperty("options").GetProperty("tie_scale").GetString());
+            Assert.Equal(new TrainingOptions().SystemBottleneck.ToString(CultureInfo.InvariantCulture),
+                manifest.RootElement.GetProperty("options").GetProperty("system_bottleneck").GetString());
+            Assert.Equal(new CorpusOptions().SystemCapabilityFraction.ToString(CultureInfo.InvariantCulture),
+                manifest.RootElement.GetProperty("options").GetProperty("system_capability").GetString());
             Assert.Contains("trained 10 steps", text);
-            // A bad --tie-scale is refused before anything is written.
+            // Bad --tie-scale, --system-bottleneck or --system-capability values are refused before anything is written.
             var refused = TempDir();
             Assert.Contains("--tie-scale must be > 0", Assert.Throws<CliException>(() => Cli("organism", "train", "--out", refused, "--preset", "tiny", "--tie-scale", "0")).Message);
+            Assert.Contains("--system-bottleneck must be in [0, 1]", Assert.Throws<CliException>(() => Cli("organism", "train", "--out", refused, "--preset", "tiny", "--system-bottleneck", "1.5")).Message);
+            Assert.Contains("--system-capability must be in [0, 1]", Assert.Throws<CliException>(() => Cli("organism", "train", "--out", refused, "--preset", "tiny", "--system-capability", "-0.1")).Message);
             Assert.Empty(Directory.EnumerateFileSystemEntries(refused));
             Directory.Delete(refused);
 
