@@ -120,7 +120,7 @@ public sealed class NotebookExecutionTests(NotebookRunFixture run) : IClassFixtu
     }
 
     /// <summary>
-    /// Issue 4's acceptance criterion, on the notebooks' own sweep of the committed organism (data/organism/README.md: best layer 3
+    /// Issue 4's acceptance criterion, on the notebooks' own sweep of the committed organism (data/organism/README.md: best layer 2
     /// of 0…5 with `caa reproduce`).
     /// </summary>
     [Fact]
