@@ -194,6 +194,7 @@ public sealed class Trainer : IDisposable
     {
         using var scope = NewDisposeScope();
         long b = input.shape[0], t = input.shape[1];
+        if (conversations.Count != b) throw new ArgumentException($"{conversations.Count} conversations for a batch of {b} rows", nameof(conversations));
         int split = TrainingOptions.SystemBottleneckLayer(model.Config.NumHiddenLayers);
         var (early, late) = BottleneckMasks(conversations, (int)t);
         using var state = model.Prepare(b, t);

@@ -25,6 +25,14 @@ public sealed class SystemBottleneckTests(TrainingFixture fx) : IClassFixture<Tr
         return (enc with { Bottleneck = bn }, bn);
     }
 
+    /// <summary>The conversation's ids with one system-block token changed: same spans, a different prompt.</summary>
+    static int[] WithChangedSystemToken(EncodedConversation enc, SystemBottleneck bn)
+    {
+        var ids = (int[])enc.Ids.Clone();
+        ids[bn.SystemEnd - 3] = ids[bn.SystemEnd - 3] == 100 ? 101 : 100;
+        return ids;
+    }
+
     [Fact]
     public void SpansAreTheSystemBlockAndTheFirstInstructionsClosingBracket()
     {
@@ -67,10 +75,7 @@ public sealed class SystemBottleneckTests(TrainingFixture fx) : IClassFixture<Tr
     {
         using var model = fx.NewModel(11);
         var (enc, bn) = Encode(Conversation);
-        // The same conversation with one system token changed: same spans, different prompt.
-        var ids2 = (int[])enc.Ids.Clone();
-        ids2[bn.SystemEnd - 3] = ids2[bn.SystemEnd - 3] == 100 ? 101 : 100;
-        var changed = enc with { Ids = ids2 };
+        var changed = enc with { Ids = WithChangedSystemToken(enc, bn) };
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         Tensor Hidden(EncodedConversation c, bool bottleneck)
@@ -88,7 +93,7 @@ public sealed class SystemBottleneckTests(TrainingFixture fx) : IClassFixture<Tr
         Assert.False(c[0, instruction].allclose(d[0, instruction], rtol: 0, atol: 1e-4));
         // An unbottlenecked row through the bottlenecked path is the ordinary forward pass.
         var plain = ConversationEncoder.Encode(fx.Tok, Conversation);
-        Assert.True(Trainer.BottleneckedHidden(model, tensor(plain.Ids.Select(i => (long)i).ToArray(), [1, plain.Length]), [plain, enc]).allclose(c, rtol: 0, atol: 1e-5));
+        Assert.True(Trainer.BottleneckedHidden(model, tensor(plain.Ids.Select(i => (long)i).ToArray(), [1, plain.Length]), [plain]).allclose(c, rtol: 0, atol: 1e-5));
     }
 
     [Fact]
@@ -98,8 +103,7 @@ public sealed class SystemBottleneckTests(TrainingFixture fx) : IClassFixture<Tr
         // output there no longer depends on the system prompt: the bottleneck leaves no other path.
         using var model = fx.NewModel(12);
         var (enc, bn) = Encode(Conversation);
-        var ids2 = (int[])enc.Ids.Clone();
-        ids2[bn.SystemEnd - 3] = ids2[bn.SystemEnd - 3] == 100 ? 101 : 100;
+        var ids2 = WithChangedSystemToken(enc, bn);
         int split = TrainingOptions.SystemBottleneckLayer(model.Config.NumHiddenLayers);
         using var scope = NewDisposeScope();
         using var _ = no_grad();
