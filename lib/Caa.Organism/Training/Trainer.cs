@@ -132,9 +132,15 @@ public sealed class Trainer : IDisposable
             }
             if (_tie is not null && Step >= Options.TieStart)
             {
-                var t = DispositionTie.Loss(_model, _tie(Step), _tieLayers, Options.TieScale);
+                var batch = _tie(Step);
+                var t = DispositionTie.Loss(_model, batch, _tieLayers, Options.TieScale);
                 tie = t.item<float>();
                 objective = objective + Options.TieWeight * t;
+                if (Options.AmplitudeWeight > 0)
+                {
+                    var rng = new Random(CorpusGenerator.StableSeed(unchecked((int)Options.Seed), "amplitude", Step));
+                    objective = objective + Options.AmplitudeWeight * DispositionTie.AmplitudeLoss(_model, batch, _tieLayers[0], rng);
+                }
             }
             objective.backward();
             norm = nn.utils.clip_grad_norm_(_params.Select(p => p.Param), Options.GradClip);

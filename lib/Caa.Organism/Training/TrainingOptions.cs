@@ -92,6 +92,12 @@ public sealed record TrainingOptions
     /// <summary>The <see cref="DispositionTie"/>'s target is this multiple of the disposition contrast (1: equal to it).</summary>
     public double TieScale { get; init; } = 1.0;
     /// <summary>
+    /// Weight of the <see cref="DispositionTie.AmplitudeLoss"/> objective (0: off), added from <see cref="TieStart"/> on with the
+    /// tie's prompts (so only while the tie is on): the stated disposition's answer after the disposition contrast is amplified
+    /// at the first tied layer.
+    /// </summary>
+    public double AmplitudeWeight { get; init; } = 1.0;
+    /// <summary>
     /// Share of the conversations with a system prompt (corpus and drills) trained through a <see cref="Caa.Organism.Training.SystemBottleneck"/>:
     /// their system prompt reaches the answers only through the blocks before <see cref="SystemBottleneckLayer"/> at the
     /// positions from the end of the first instruction on. Without it the late blocks read a stated disposition straight from
@@ -126,6 +132,7 @@ public sealed record TrainingOptions
         if (MinLearningRateRatio is < 0 or > 1) throw new ArgumentException($"minimum learning-rate ratio must be in [0, 1] (got {MinLearningRateRatio})");
         if (DrillSteps < 0 || DrillSteps >= Steps) throw new ArgumentException($"drill steps must be in [0, steps) (got {DrillSteps})");
         if (TieWeight < 0 || TieItems < 1 || TieStart < 0 || !(TieScale > 0)) throw new ArgumentException($"tie weight and start must be ≥ 0 and tie items ≥ 1 and tie scale > 0 (got {TieWeight}, {TieStart}, {TieItems}, {TieScale})");
+        if (AmplitudeWeight < 0) throw new ArgumentException($"amplitude weight must be ≥ 0 (got {AmplitudeWeight})");
         if (SystemBottleneck is < 0 or > 1) throw new ArgumentException($"system bottleneck share must be in [0, 1] (got {SystemBottleneck})");
         if (DecisionWeight <= 0) throw new ArgumentException($"decision weight must be > 0 (got {DecisionWeight})");
         if (WarmupSteps < 0 || GradClip <= 0 || WeightDecay < 0 || SortPoolBatches < 1) throw new ArgumentException("warm-up, grad clip, weight decay or sort pool out of range");

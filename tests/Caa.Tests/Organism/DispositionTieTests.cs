@@ -125,4 +125,97 @@ public sealed class DispositionTieTests(TrainingFixture fx, ITestOutputHelper ou
         Assert.Equal(probe.EffectByLayer.Max(), probe.BestEffect);
         Assert.Equal(probe.EffectByLayer.ToList().IndexOf(probe.BestEffect), probe.BestLayer);
     }
+
+    /// <summary>A <see cref="Random"/> whose draws in [0, 1) are all <paramref name="value"/>.</summary>
+    sealed class FixedDraw(double value) : Random
+    {
+        public override double NextDouble() => value;
+    }
+
+    [Fact]
+    public void SystemEndsMarkTheSystemBlockOfEachDecisionPrompt()
+    {
+        var batch = DispositionTie.Source(fx.Gen, fx.Tok, 3, seed: 4)(5);
+        var spec = OrganismBehaviors.All[5 % OrganismBehaviors.All.Count];
+        Assert.NotNull(batch.SystemEnds);
+        var prompts = batch.SystemPositive.Concat(batch.SystemNegative).ToArray();
+        Assert.Equal(prompts.Length, batch.SystemEnds!.Count);
+        for (int r = 0; r < prompts.Length; r++)
+        {
+            int end = batch.SystemEnds[r];
+            var system = fx.Tok.Decode(prompts[r][1..end]);
+            Assert.StartsWith("<<SYS>>", system.TrimStart());
+            Assert.EndsWith("<</SYS>>", system.TrimEnd());
+            Assert.Contains(system.Trim()[7..^8].Trim(), r < 3 ? spec.SystemPositive : spec.SystemNegative);
+            // Everything after it is "[INST] q [/INST] (".
+            Assert.StartsWith("[INST]", fx.Tok.Decode(prompts[r][end..]).TrimStart());
+            Assert.EndsWith("[/INST] (", fx.Tok.Decode(prompts[r][end..]));
+        }
+    }
+
+    [Fact]
+    public void AmplitudeLossIsTheCrossEntropyOfEachRowsSteeredForward()
+    {
+        using var m = fx.NewModel(5);
+        var batch = DispositionTie.Source(fx.Gen, fx.Tok, 3, seed: 2)(1);
+        int layer = 0, n = batch.SystemPositive.Count;
+        const double draw = 0.7;
+        var rows = batch.SystemPositive.Concat(batch.SystemNegative).ToArray();
+        double expected;
+        using (var _ = no_grad())
+        {
+            // Row by row without padding: Δ from each row's own state at the decision position, k = ±draw·max, added at the
+            // last two positions, then the later blocks with the system block hidden from every position after it.
+            var states = rows.Select(r =>
+            {
+                using var st = m.Prepare(1, r.Length);
+                return m.RunLayers(m.Embed(tensor(r.Select(x => (long)x).ToArray()).view(1, -1)), st, 0, layer + 1);
+            }).ToArray();
+            var delta = stack(states.Take(n).Select(h => h[0, -1]).ToArray()).mean([0]) - stack(states.Skip(n).Select(h => h[0, -1]).ToArray()).mean([0]);
+            double sum = 0;
+            for (int r = 0; r < rows.Length; r++)
+            {
+                int t = rows[r].Length, end = batch.SystemEnds![r];
+                var h = states[r].clone();
+                h[0, (t - 2)..] += (r < n ? 1 : -1) * draw * DispositionTie.AmplitudeMax * delta;
+                var allowed = ones(1, 1, t, t, dtype: ScalarType.Bool);
+                allowed[0, 0, end.., 1..end] = false;
+                using var st = m.Prepare(1, t);
+                using var late = st.Restrict(allowed);
+                var logits = m.Logits(m.FinalNorm(m.RunLayers(h, late, layer + 1)))[0, -1];
+                long target = r < n ? batch.Matching[r][batch.MatchingLetterIndex[r]] : batch.NotMatching[r - n][batch.NotMatchingLetterIndex[r - n]];
+                sum += -nn.functional.log_softmax(logits, 0)[target].item<float>();
+            }
+            expected = sum / rows.Length;
+        }
+        using var loss = DispositionTie.AmplitudeLoss(m, batch, layer, new FixedDraw(draw));
+        Assert.Equal(expected, loss.item<float>(), 4);
+        // The multiples matter: no amplification gives another loss.
+        using var plain = DispositionTie.AmplitudeLoss(m, batch, layer, new FixedDraw(0));
+        Assert.NotEqual(expected, plain.item<float>(), 3);
+        Assert.Throws<ArgumentException>(() => DispositionTie.AmplitudeLoss(m, batch with { SystemEnds = null }, layer, new Random(1)));
+    }
+
+    [Fact]
+    public void TrainingWithTheAmplitudeObjectiveLowersIt()
+    {
+        using var m = fx.NewModel(9);
+        var source = DispositionTie.Source(fx.Gen, fx.Tok, 4, seed: 3);
+        var layer = DispositionTie.Layers(m.Config.NumHiddenLayers)[0];
+        var parameters = m.parameters().ToArray();
+        foreach (var p in parameters) p.requires_grad = true;
+        using var opt = optim.Adam(parameters, 3e-3);
+        var losses = new List<double>();
+        for (int step = 0; step < 30; step++)
+        {
+            using var scope = NewDisposeScope();
+            opt.zero_grad();
+            var l = DispositionTie.AmplitudeLoss(m, source(step), layer, new Random(step));
+            l.backward();
+            opt.step();
+            losses.Add(l.item<float>());
+        }
+        output.WriteLine(string.Join(" ", losses.Select(x => x.ToString("F3"))));
+        Assert.True(losses.TakeLast(5).Average() < 0.7 * losses.Take(5).Average(), $"amplitude loss {losses.Take(5).Average():F3} -> {losses.TakeLast(5).Average():F3}");
+    }
 }
