@@ -96,13 +96,23 @@ public static class ConversationEncoder
         if (conversation.System is null) throw new ArgumentException("a system bottleneck needs a conversation with a system prompt", nameof(conversation));
         var user = conversation.Turns[0].User;
         var withSystem = Llama2Chat.Encode(tok, user, null, conversation.System, SystemPromptPlacement.BeforeInst);
-        var without = Llama2Chat.Encode(tok, user);
-        // After "<</SYS>>\n\n" the "[" of "[INST]" has no word-boundary piece, so the two prompts agree from the token after it:
-        // the system block ends one token before that common tail.
-        var tail = without.AsSpan(2);
-        int systemEnd = withSystem.Length - tail.Length - 1;
-        if (systemEnd < 2 || !withSystem.AsSpan(systemEnd + 1).SequenceEqual(tail) || !encoded.Ids.AsSpan(0, withSystem.Length).SequenceEqual(withSystem))
+        int systemEnd = SystemBlockEnd(withSystem, Llama2Chat.Encode(tok, user));
+        if (systemEnd < 0 || !encoded.Ids.AsSpan(0, withSystem.Length).SequenceEqual(withSystem))
             throw new InvalidDataException($"the encoded conversation does not start with its system block and first instruction (system \"{conversation.System}\")");
         return new SystemBottleneck(systemEnd, Llama2Chat.InstructionEnd(withSystem, tok));
+    }
+
+    /// <summary>
+    /// Where the system block of <paramref name="withSystem"/> (<c>&lt;s&gt;&lt;&lt;SYS&gt;&gt;…[INST] …</c>) ends (exclusive), given
+    /// the same prompt <paramref name="without"/> it; −1 when the two do not have that form.
+    /// </summary>
+    internal static int SystemBlockEnd(int[] withSystem, int[] without)
+    {
+        // After "<</SYS>>\n\n" the "[" of "[INST]" has no word-boundary piece, so the two prompts agree from the token after it:
+        // the system block ends one token before that common tail.
+        if (without.Length < 2) return -1;
+        var tail = without.AsSpan(2);
+        int end = withSystem.Length - tail.Length - 1;
+        return end >= 2 && withSystem.AsSpan(end + 1).SequenceEqual(tail) ? end : -1;
     }
 }

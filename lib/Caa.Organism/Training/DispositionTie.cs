@@ -174,15 +174,13 @@ public static class DispositionTie
     }
 
     /// <summary>
-    /// The end (exclusive) of the system block of a decision prompt <c>&lt;s&gt;&lt;&lt;SYS&gt;&gt;…[INST] q [/INST] (</c>: the
-    /// prompt without its system block shares every token after its "[" (see <see cref="ConversationEncoder.Bottleneck"/>).
+    /// The end (exclusive) of the system block of a decision prompt <c>&lt;s&gt;&lt;&lt;SYS&gt;&gt;…[INST] q [/INST] (</c>, whose
+    /// instruction must end two tokens before its end (the amplitude objective adds from there).
     /// </summary>
     static int SystemEnd(Llama2Tokenizer tok, int[] withSystem, string question)
     {
-        var without = Llama2Chat.Encode(tok, question, "(");
-        var tail = without.AsSpan(2);
-        int end = withSystem.Length - tail.Length - 1;
-        if (end < 2 || !withSystem.AsSpan(end + 1).SequenceEqual(tail) || Llama2Chat.InstructionEnd(withSystem, tok) != withSystem.Length - 2)
+        int end = ConversationEncoder.SystemBlockEnd(withSystem, Llama2Chat.Encode(tok, question, "("));
+        if (end < 0 || Llama2Chat.InstructionEnd(withSystem, tok) != withSystem.Length - 2)
             throw new InvalidDataException($"a decision prompt does not have the form <<SYS>>…[INST] q [/INST] ( (question \"{question}\")");
         return end;
     }
