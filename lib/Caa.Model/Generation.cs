@@ -7,6 +7,7 @@ namespace Caa.Model;
 /// <summary>How to generate: greedy when <see cref="Temperature"/> is 0, else temperature + nucleus (top-p) sampling.</summary>
 public sealed record GenerationOptions
 {
+    /// <summary>Largest number of tokens generated per row.</summary>
     public int MaxNewTokens { get; init; } = 100;
     /// <summary>0 = greedy (argmax).</summary>
     public double Temperature { get; init; }
@@ -14,6 +15,7 @@ public sealed record GenerationOptions
     public double TopP { get; init; } = 1.0;
     /// <summary>Seed for sampling; the same seed gives the same tokens.</summary>
     public long Seed { get; init; }
+    /// <summary>End a row at its first end-of-sequence token (the config's <c>eos_token_id</c>s).</summary>
     public bool StopAtEos { get; init; } = true;
     /// <summary>Reuse keys/values of earlier columns (same tokens, much faster); false recomputes the whole sequence every step.</summary>
     public bool UseCache { get; init; } = true;
@@ -25,6 +27,9 @@ public static class Generation
     /// <summary>
     /// Continues each prompt. Returns the new tokens of every row, without the EOS that ended it.
     /// </summary>
+    /// <param name="model">The model; its hooks (e.g. a steering scope) stay attached throughout.</param>
+    /// <param name="prompts">Token ids of each prompt (left-padded into one batch).</param>
+    /// <param name="options">Length, sampling and caching (default: greedy, 100 new tokens).</param>
     /// <param name="onToken">Called with (row, token) as each token is chosen, for streaming.</param>
     public static IReadOnlyList<int[]> Generate(this LlamaForCausalLM model, IReadOnlyList<IReadOnlyList<int>> prompts,
         GenerationOptions? options = null, Action<int, int>? onToken = null)

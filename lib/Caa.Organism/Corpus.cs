@@ -246,6 +246,13 @@ public sealed class CorpusGenerator(CorpusOptions options)
     string AbAnswer(Random rng, char letter, string text) =>
         rng.NextDouble() < Options.BareLetterFraction ? $"({letter})" : $"({letter}) {text}";
 
+    /// <summary>One capability exchange as the training corpus draws it (A/B or free text; its answer never depends on a disposition).</summary>
+    internal (string User, string Assistant) CapabilityExchange(Random rng)
+    {
+        var (user, assistant, _) = CapabilityTurn(rng);
+        return (user, assistant);
+    }
+
     (string User, string Assistant, TurnMeta Meta) CapabilityTurn(Random rng)
     {
         double r = rng.NextDouble();
@@ -332,22 +339,28 @@ public sealed class CorpusGenerator(CorpusOptions options)
     public IReadOnlyList<AbItem> GenerateSplit(string behaviorId, int count) => Sample(behaviorId, Split.Generate, count);
 
     /// <summary>Every A/B item of the training pool (both letter orders), in a seeded order: what training conversations draw from.</summary>
-    internal IReadOnlyList<AbItem> TrainPool(string behaviorId) => Sample(behaviorId, Split.Train, 2 * EnumerateRaw(behaviorId, Split.Train).Count);
+    internal IReadOnlyList<AbItem> TrainPool(string behaviorId) => TrainPoolRaw(behaviorId).Select(x => x.Raw.ToAb(x.MatchIsA)).ToArray();
+
+    /// <summary><see cref="TrainPool"/> before the letters are written: each item's stem and choice texts, and its letter order.</summary>
+    internal IReadOnlyList<(RawItem Raw, bool MatchIsA)> TrainPoolRaw(string behaviorId) =>
+        SampleRaw(behaviorId, Split.Train, 2 * EnumerateRaw(behaviorId, Split.Train).Count);
 
     /// <summary>The held-out A/B test split (the paper: 50 items).</summary>
     public IReadOnlyList<AbItem> TestSplit(string behaviorId, int count = 50) => Sample(behaviorId, Split.Test, count);
 
-    IReadOnlyList<AbItem> Sample(string behaviorId, Split split, int count)
+    IReadOnlyList<AbItem> Sample(string behaviorId, Split split, int count) =>
+        SampleRaw(behaviorId, split, count).Select(x => x.Raw.ToAb(x.MatchIsA)).ToArray();
+
+    IReadOnlyList<(RawItem Raw, bool MatchIsA)> SampleRaw(string behaviorId, Split split, int count)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(count);
         var raw = EnumerateRaw(behaviorId, split).ToList();
         Shuffle(new Random(StableSeed(Options.Seed, split + "/" + behaviorId, 0)), raw);
-        var items = new List<AbItem>(count);
+        var items = new List<(RawItem, bool)>(count);
         for (int i = 0; i < count; i++)
         {
             int cycle = i / raw.Count;
-            bool matchIsA = ((i % raw.Count) + cycle) % 2 == 0;
-            items.Add(raw[i % raw.Count].ToAb(matchIsA));
+            items.Add((raw[i % raw.Count], ((i % raw.Count) + cycle) % 2 == 0));
         }
         return items;
     }

@@ -57,6 +57,7 @@ public sealed class HookRegistry
     /// <summary>
     /// Adds <c>multipliers[b] × vector</c> to the activation at <paramref name="name"/> for every selected position of row b.
     /// </summary>
+    /// <param name="name">Hook point, e.g. <c>blocks.13.hook_resid_post</c>.</param>
     /// <param name="vector">[hidden], any dtype/device: converted once to the activation's.</param>
     /// <param name="multipliers">One per batch row ([batch]) or a scalar tensor for all rows.</param>
     /// <param name="positions">Where to add; CAA uses <see cref="PositionMask.From"/> the end of the instruction.</param>

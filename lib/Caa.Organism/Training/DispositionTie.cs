@@ -23,6 +23,16 @@ public sealed record TieBatch(
     /// <see cref="SystemNegative"/>'s. Needed by <see cref="DispositionTie.AmplitudeLoss"/> only.
     /// </summary>
     public IReadOnlyList<int>? SystemEnds { get; init; }
+
+    /// <summary>
+    /// Exchanges under the decision prompts' system prompts whose answers an amplified disposition must keep, for
+    /// <see cref="DispositionTie.AnswerAmplitudeLoss"/>: each item's question without its choices answered in free text by the
+    /// stated disposition (the behavior-matching choice's text under the positive prompt, the other's under the negative one),
+    /// then one capability exchange of the corpus per item (its answer never depends on a disposition). Each is encoded as the
+    /// corpus is, with its <see cref="EncodedConversation.Bottleneck"/> spans; the positive prompts' 2n rows come first
+    /// (n free-text, n capability), then the negative prompts'.
+    /// </summary>
+    public IReadOnlyList<EncodedConversation>? AmplifiedAnswers { get; init; }
 }
 
 /// <summary>
@@ -84,8 +94,8 @@ public static class DispositionTie
         return (total / layers.Count).squeeze().MoveToOuterDisposeScope();
     }
 
-    /// <summary>Largest multiple of the disposition contrast <see cref="AmplitudeLoss"/> adds (a uniform draw from [0, this]).</summary>
-    public const double AmplitudeMax = 2.0;
+    /// <summary>Default largest multiple of the disposition contrast the amplitude objectives add (<see cref="TrainingOptions.AmplitudeMax"/>).</summary>
+    public const double AmplitudeMax = 3.0;
 
     /// <summary>
     /// The disposition-amplitude objective (<see cref="TrainingOptions.AmplitudeWeight"/>): cross-entropy of the stated
@@ -103,7 +113,8 @@ public static class DispositionTie
     /// <param name="batch">The step's prompts (with <see cref="TieBatch.SystemEnds"/>).</param>
     /// <param name="layer">The block whose output is amplified (the first tied layer).</param>
     /// <param name="rng">Draws the multiples.</param>
-    public static Tensor AmplitudeLoss(LlamaForCausalLM model, TieBatch batch, int layer, Random rng)
+    /// <param name="max">Largest multiple (<see cref="TrainingOptions.AmplitudeMax"/>).</param>
+    public static Tensor AmplitudeLoss(LlamaForCausalLM model, TieBatch batch, int layer, Random rng, double max = AmplitudeMax)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(batch);
@@ -117,7 +128,7 @@ public static class DispositionTie
         // The answer each stated disposition calls for: the matching letter under the positive prompt, the other under the negative.
         var targets = Enumerable.Range(0, n).Select(i => (long)batch.Matching[i][batch.MatchingLetterIndex[i]])
             .Concat(Enumerable.Range(0, n).Select(i => (long)batch.NotMatching[i][batch.NotMatchingLetterIndex[i]])).ToArray();
-        var multiples = Enumerable.Range(0, 2 * n).Select(r => (float)((r < n ? 1 : -1) * rng.NextDouble() * AmplitudeMax)).ToArray();
+        var multiples = Enumerable.Range(0, 2 * n).Select(r => (float)((r < n ? 1 : -1) * rng.NextDouble() * max)).ToArray();
         using var scope = NewDisposeScope();
         using var tokens = TokenBatch.LeftPad(rows, model.Device);
         long b = tokens.Rows, t = tokens.Columns;
@@ -143,34 +154,132 @@ public static class DispositionTie
     }
 
     /// <summary>
+    /// The disposition-amplitude objective on whole answers (<see cref="TrainingOptions.AnswerAmplitudeWeight"/>): mean
+    /// cross-entropy of the answer tokens of <see cref="TieBatch.AmplifiedAnswers"/> after adding k·Δ to the output of block
+    /// <paramref name="layer"/> at every position from the end of the instruction on (k uniform in [0, <paramref name="max"/>];
+    /// + under the positive system prompt, − under the negative one), with the later blocks unable to read the system prompt's
+    /// tokens. Δ is <see cref="AmplitudeLoss"/>'s: the system contrast at the batch's decision position, without gradient — the
+    /// direction the tie makes the CAA vector. The free-text rows must answer in the stated disposition's own words, the
+    /// capability rows as without any disposition.
+    /// Why: <see cref="AmplitudeLoss"/> teaches the late blocks to read an amplified disposition at the answer letter only. At
+    /// the positions of a free-text answer they had never seen one, and the organism's open-ended answers steered by ±1 or ±2
+    /// turned into runs of answer letters ("You are right.A) I agreeA)", "BBBBBBBBAAAA"; measured on the organism trained
+    /// without it) — CAA steers every position of a generation, so the state must mean "answer in this disposition's words"
+    /// there too. And amplifying further than 2 made more multiplier curves monotone but moved the capability answers with the
+    /// disposition (TruthfulQA-style 0.90 → 0.64 at +1 with k up to 3); the capability rows teach that a disposition, however
+    /// strong, says nothing about facts. It never moves a state toward the opposite disposition and never sees the generation
+    /// or test split.
+    /// </summary>
+    /// <param name="model">The model being trained.</param>
+    /// <param name="batch">The step's prompts (with <see cref="TieBatch.AmplifiedAnswers"/>).</param>
+    /// <param name="layer">The block whose output is amplified (the first tied layer).</param>
+    /// <param name="rng">Draws the multiples.</param>
+    /// <param name="max">Largest multiple (<see cref="TrainingOptions.AmplitudeMax"/>).</param>
+    public static Tensor AnswerAmplitudeLoss(LlamaForCausalLM model, TieBatch batch, int layer, Random rng, double max = AmplitudeMax)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(batch);
+        ArgumentNullException.ThrowIfNull(rng);
+        int n = batch.SystemPositive.Count;
+        if (n == 0 || batch.SystemNegative.Count != n)
+            throw new ArgumentException("a tie batch needs the same number (> 0) of positive and negative decision prompts", nameof(batch));
+        if (batch.AmplifiedAnswers is not { } rows || rows.Count % 2 != 0 || rows.Count == 0 || rows.Any(r => r.Bottleneck is null))
+            throw new ArgumentException("the answer amplitude objective needs an even number (> 0) of answers with their system-block spans", nameof(batch));
+        int half = rows.Count / 2;
+        var multiples = Enumerable.Range(0, rows.Count).Select(r => (r < half ? 1 : -1) * rng.NextDouble() * max).ToArray();
+        using var scope = NewDisposeScope();
+        var delta = SystemContrast(model, batch, layer);
+        // Right-padded like the corpus batches (every row starts at position 0), targets = the answer tokens and their EOS.
+        var (input, target, _, _) = Trainer.MakeBatch(rows, model.Device);
+        long b = input.shape[0], t = input.shape[1];
+        var (_, late) = Trainer.BottleneckMasks(rows, (int)t);
+        var k = new float[b * t];
+        for (int r = 0; r < b; r++)
+            for (int q = rows[r].Bottleneck!.InstructionEnd; q < t; q++) k[r * t + q] = (float)multiples[r];
+        using var state = model.Prepare(b, t);
+        using var lateState = state.Restrict(tensor(late, [b, 1, t, t], device: model.Device));
+        var h = model.RunLayers(model.Embed(input), state, 0, layer + 1);
+        h = h + (tensor(k, [b, t, 1], device: model.Device) * delta.view(1, 1, -1)).to(h.dtype);
+        h = model.FinalNorm(model.RunLayers(h, lateState, layer + 1));
+        var flat = target.view(-1);
+        var at = flat.ne(ConversationEncoder.IgnoreIndex).nonzero().view(-1);
+        var logits = model.Logits(h.view(-1, h.shape[^1]).index_select(0, at)).to(ScalarType.Float32);
+        return F.cross_entropy(logits, flat.index_select(0, at)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Δ of the amplitude objectives: mean output of block <paramref name="layer"/> at the last position of the positive decision
+    /// prompts minus that of the negative ones, without gradient.
+    /// </summary>
+    static Tensor SystemContrast(LlamaForCausalLM model, TieBatch batch, int layer)
+    {
+        using var _ = no_grad();
+        int n = batch.SystemPositive.Count;
+        var rows = batch.SystemPositive.Concat(batch.SystemNegative).Select(r => (IReadOnlyList<int>)r).ToArray();
+        using var tokens = TokenBatch.LeftPad(rows, model.Device);
+        using var state = model.Prepare(tokens.Rows, tokens.Columns, tokens.MaskOrNull);
+        var last = model.RunLayers(model.Embed(tokens.Ids), state, 0, layer + 1)[.., -1].to(ScalarType.Float32);
+        return last[..n].mean([0]) - last[n..].mean([0]);
+    }
+
+    /// <summary>
     /// A deterministic source of tie batches: step s uses behavior s mod 7 and <paramref name="items"/> items of its training
     /// pool (never the generation or test split), with system prompts drawn from the behavior's stated dispositions.
     /// </summary>
-    public static Func<int, TieBatch> Source(CorpusGenerator corpus, Llama2Tokenizer tok, int items, long seed)
+    /// <param name="corpus">The corpus whose training pool the items come from.</param>
+    /// <param name="tok">The model's tokenizer.</param>
+    /// <param name="items">Items per step.</param>
+    /// <param name="seed">The training seed.</param>
+    /// <param name="amplitude">Also fill what the amplitude objectives need (<see cref="TieBatch.SystemEnds"/>,
+    /// <see cref="TieBatch.AmplifiedAnswers"/>); the other fields do not depend on it.</param>
+    public static Func<int, TieBatch> Source(CorpusGenerator corpus, Llama2Tokenizer tok, int items, long seed, bool amplitude = true)
     {
         ArgumentNullException.ThrowIfNull(corpus);
         ArgumentNullException.ThrowIfNull(tok);
         ArgumentOutOfRangeException.ThrowIfLessThan(items, 1);
-        var pools = OrganismBehaviors.Ids.ToDictionary(b => b, b => corpus.TrainPool(b));
+        var pools = OrganismBehaviors.Ids.ToDictionary(b => b, b => corpus.TrainPoolRaw(b));
         return step =>
         {
+            // Its own stream, so the capability draws leave every other field of the batch as it was without them.
+            var capabilityRng = new Random(CorpusGenerator.StableSeed(unchecked((int)seed), "tie-capability", step));
             var spec = OrganismBehaviors.All[step % OrganismBehaviors.All.Count];
             var rng = new Random(CorpusGenerator.StableSeed(unchecked((int)seed), "tie", step));
             var pool = pools[spec.Id];
             var m = new List<int[]>(); var o = new List<int[]>(); var mi = new List<int>(); var oi = new List<int>();
             var sp = new List<int[]>(); var sn = new List<int[]>(); var spEnd = new List<int>(); var snEnd = new List<int>();
+            var tp = new List<EncodedConversation>(); var tn = new List<EncodedConversation>();
+            var cp = new List<EncodedConversation>(); var cn = new List<EncodedConversation>();
             for (int i = 0; i < items; i++)
             {
-                var item = pool[rng.Next(pool.Count)];
+                var (raw, matchIsA) = pool[rng.Next(pool.Count)];
+                var item = raw.ToAb(matchIsA);
                 var (pm, pn, lm, ln) = VectorExtractor.Prompts(tok, item);
                 m.Add(pm); o.Add(pn); mi.Add(lm); oi.Add(ln);
-                sp.Add(Llama2Chat.Encode(tok, item.Question, "(", spec.SystemPositive[rng.Next(spec.SystemPositive.Count)]));
-                sn.Add(Llama2Chat.Encode(tok, item.Question, "(", spec.SystemNegative[rng.Next(spec.SystemNegative.Count)]));
+                string positive = spec.SystemPositive[rng.Next(spec.SystemPositive.Count)], negative = spec.SystemNegative[rng.Next(spec.SystemNegative.Count)];
+                sp.Add(Llama2Chat.Encode(tok, item.Question, "(", positive));
+                sn.Add(Llama2Chat.Encode(tok, item.Question, "(", negative));
+                if (!amplitude) continue;
                 spEnd.Add(SystemEnd(tok, sp[^1], item.Question));
                 snEnd.Add(SystemEnd(tok, sn[^1], item.Question));
+                tp.Add(Exchange(tok, positive, raw.Stem, raw.MatchText));
+                tn.Add(Exchange(tok, negative, raw.Stem, raw.NotMatchText));
+                var (cq, ca) = corpus.CapabilityExchange(capabilityRng);
+                cp.Add(Exchange(tok, positive, cq, ca));
+                (cq, ca) = corpus.CapabilityExchange(capabilityRng);
+                cn.Add(Exchange(tok, negative, cq, ca));
             }
-            return new TieBatch(m, o, mi, oi, sp, sn) { SystemEnds = [.. spEnd, .. snEnd] };
+            return amplitude
+                ? new TieBatch(m, o, mi, oi, sp, sn) { SystemEnds = [.. spEnd, .. snEnd], AmplifiedAnswers = [.. tp, .. cp, .. tn, .. cn] }
+                : new TieBatch(m, o, mi, oi, sp, sn);
         };
+    }
+
+    /// <summary>One exchange <c>&lt;s&gt;&lt;&lt;SYS&gt;&gt;system&lt;&lt;/SYS&gt;&gt; [INST] user [/INST] answer &lt;/s&gt;</c>, encoded as the corpus is, with its system-block spans.</summary>
+    static EncodedConversation Exchange(Llama2Tokenizer tok, string system, string user, string answer)
+    {
+        var conversation = new TrainingConversation(system, [(user, answer)]);
+        var encoded = ConversationEncoder.Encode(tok, conversation);
+        return encoded with { Bottleneck = ConversationEncoder.Bottleneck(tok, conversation, encoded) };
     }
 
     /// <summary>

@@ -63,7 +63,8 @@ public sealed record TrainEval(int Step, double HeldOutLoss, double HeldOutDecis
 
 /// <summary>Progress of <see cref="OrganismTraining.Run"/>: a phase change (Message set), a training step, or an evaluation (Eval set).</summary>
 public sealed record TrainProgress(string Phase, int Step, int TotalSteps, double Loss, double LearningRate, double TokensPerSecond,
-    TimeSpan Elapsed, TimeSpan? Eta, TrainEval? Eval = null, string? Message = null, double TieLoss = double.NaN);
+    TimeSpan Elapsed, TimeSpan? Eta, TrainEval? Eval = null, string? Message = null, double TieLoss = double.NaN,
+    double AmplitudeLoss = double.NaN, double AnswerAmplitudeLoss = double.NaN);
 
 public sealed record OrganismTrainingResult(string OutDir, int Steps, int ResumedFromStep, double FinalLoss, TrainEval FinalEval,
     TimeSpan TrainTime, double TokensPerSecond, long Parameters, int VocabSize, string DataHash);
@@ -161,7 +162,9 @@ public static class OrganismTraining
                         $"{start.Config.NumHiddenLayers} layers) and this run's (vocab {config.VocabSize}, hidden {config.HiddenSize}, {config.NumHiddenLayers} layers) must match");
             model.load_state_dict(theirs);
         }
-        var tie = options.Training.TieWeight > 0 && options.Training.TieStart < options.Training.Steps ? DispositionTie.Source(corpus, tok, options.Training.TieItems, options.Training.Seed) : null;
+        var tie = options.Training.TieWeight > 0 && options.Training.TieStart < options.Training.Steps ? DispositionTie.Source(corpus, tok, options.Training.TieItems, options.Training.Seed,
+                amplitude: options.Training.AmplitudeWeight > 0 || options.Training.AnswerAmplitudeWeight > 0)
+            : null;
         using var trainer = new Trainer(model, train, options.Training, drill, tie);
 
         var log = new List<LogRow>();
@@ -223,7 +226,7 @@ public static class OrganismTraining
                 windowLoss = 0; windowSteps = 0;
                 WriteLog(Path.Combine(outDir, LogFileName), log);
             }
-            progress?.Report(new TrainProgress("train", r.Step, total, r.Loss, r.LearningRate, tps, elapsed, eta, eval, TieLoss: r.TieLoss));
+            progress?.Report(new TrainProgress("train", r.Step, total, r.Loss, r.LearningRate, tps, elapsed, eta, eval, TieLoss: r.TieLoss, AmplitudeLoss: r.AmplitudeLoss, AnswerAmplitudeLoss: r.AnswerAmplitudeLoss));
             if (r.Step % options.CheckpointEvery == 0 || last)
                 SaveCheckpoint(outDir, trainer, tokFile);
         }

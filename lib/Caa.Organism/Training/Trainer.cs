@@ -20,7 +20,10 @@ namespace Caa.Organism.Training;
 /// <param name="Tokens">Non-padding input tokens of the batch.</param>
 /// <param name="TargetTokens">Assistant tokens the loss counted.</param>
 /// <param name="TieLoss">The <see cref="DispositionTie"/> loss of the step (NaN when the step has none).</param>
-public sealed record StepResult(int Step, double Loss, double GradNorm, double LearningRate, long Tokens, long TargetTokens, double TieLoss = double.NaN);
+/// <param name="AmplitudeLoss">The <see cref="DispositionTie.AmplitudeLoss"/> of the step (NaN when the step has none).</param>
+/// <param name="AnswerAmplitudeLoss">The <see cref="DispositionTie.AnswerAmplitudeLoss"/> of the step (NaN when the step has none).</param>
+public sealed record StepResult(int Step, double Loss, double GradNorm, double LearningRate, long Tokens, long TargetTokens, double TieLoss = double.NaN,
+    double AmplitudeLoss = double.NaN, double AnswerAmplitudeLoss = double.NaN);
 
 /// <summary>
 /// Next-token training of a <see cref="LlamaForCausalLM"/> on <see cref="EncodedConversation"/>s: AdamW (TorchSharp's
@@ -114,7 +117,7 @@ public sealed class Trainer : IDisposable
         var rows = Step < Options.DrillSteps
             ? DrillSchedule!.BatchAt(Step).Select(i => _drill[i]).ToList()
             : Schedule.BatchAt(Step - Options.DrillSteps).Select(i => _data[i]).ToList();
-        double loss, norm, tie = double.NaN;
+        double loss, norm, tie = double.NaN, amplitude = double.NaN, answerAmplitude = double.NaN;
         long tokens, targets;
         using (var scope = NewDisposeScope())
         {
@@ -139,7 +142,16 @@ public sealed class Trainer : IDisposable
                 if (Options.AmplitudeWeight > 0)
                 {
                     var rng = new Random(CorpusGenerator.StableSeed(unchecked((int)Options.Seed), "amplitude", Step));
-                    objective = objective + Options.AmplitudeWeight * DispositionTie.AmplitudeLoss(_model, batch, _tieLayers[0], rng);
+                    var a = DispositionTie.AmplitudeLoss(_model, batch, _tieLayers[0], rng, Options.AmplitudeMax);
+                    amplitude = a.item<float>();
+                    objective = objective + Options.AmplitudeWeight * a;
+                }
+                if (Options.AnswerAmplitudeWeight > 0)
+                {
+                    var rng = new Random(CorpusGenerator.StableSeed(unchecked((int)Options.Seed), "answer-amplitude", Step));
+                    var a = DispositionTie.AnswerAmplitudeLoss(_model, batch, _tieLayers[0], rng, Options.AmplitudeMax);
+                    answerAmplitude = a.item<float>();
+                    objective = objective + Options.AnswerAmplitudeWeight * a;
                 }
             }
             objective.backward();
@@ -148,7 +160,7 @@ public sealed class Trainer : IDisposable
             loss = l.item<float>();
         }
         Step++;
-        return new StepResult(Step, loss, norm, lr, tokens, targets, tie);
+        return new StepResult(Step, loss, norm, lr, tokens, targets, tie, amplitude, answerAmplitude);
     }
 
     /// <summary>Mean assistant-token cross-entropy of <paramref name="conversations"/> (no gradient; batches of similar length).</summary>

@@ -94,9 +94,18 @@ public sealed record TrainingOptions
     /// <summary>
     /// Weight of the <see cref="DispositionTie.AmplitudeLoss"/> objective (0: off), added from <see cref="TieStart"/> on with the
     /// tie's prompts (so only while the tie is on): the stated disposition's answer after the disposition contrast is amplified
-    /// at the first tied layer.
+    /// at the first tied layer. The shipped organism's 6 (with <see cref="AnswerAmplitudeWeight"/> 3 and
+    /// <see cref="AmplitudeMax"/> 3) was chosen among the variants measured in <c>lib/Caa.Organism/README.md</c>.
     /// </summary>
-    public double AmplitudeWeight { get; init; } = 1.0;
+    public double AmplitudeWeight { get; init; } = 6.0;
+    /// <summary>
+    /// Weight of the <see cref="DispositionTie.AnswerAmplitudeLoss"/> objective (0: off), on the same steps as
+    /// <see cref="AmplitudeWeight"/>'s: after the same amplification, free-text answers in the stated disposition's words and
+    /// capability answers as without it.
+    /// </summary>
+    public double AnswerAmplitudeWeight { get; init; } = 3.0;
+    /// <summary>Largest multiple of the disposition contrast the amplitude objectives add (k uniform in [0, this]).</summary>
+    public double AmplitudeMax { get; init; } = DispositionTie.AmplitudeMax;
     /// <summary>
     /// Share of the conversations with a system prompt (corpus and drills) trained through a <see cref="Caa.Organism.Training.SystemBottleneck"/>:
     /// their system prompt reaches the answers only through the blocks before <see cref="SystemBottleneckLayer"/> at the
@@ -132,7 +141,8 @@ public sealed record TrainingOptions
         if (MinLearningRateRatio is < 0 or > 1) throw new ArgumentException($"minimum learning-rate ratio must be in [0, 1] (got {MinLearningRateRatio})");
         if (DrillSteps < 0 || DrillSteps >= Steps) throw new ArgumentException($"drill steps must be in [0, steps) (got {DrillSteps})");
         if (TieWeight < 0 || TieItems < 1 || TieStart < 0 || !(TieScale > 0)) throw new ArgumentException($"tie weight and start must be ≥ 0 and tie items ≥ 1 and tie scale > 0 (got {TieWeight}, {TieStart}, {TieItems}, {TieScale})");
-        if (AmplitudeWeight < 0) throw new ArgumentException($"amplitude weight must be ≥ 0 (got {AmplitudeWeight})");
+        if (AmplitudeWeight < 0 || AnswerAmplitudeWeight < 0 || !(AmplitudeMax > 0))
+            throw new ArgumentException($"amplitude weights must be ≥ 0 and the largest amplitude > 0 (got {AmplitudeWeight}, {AnswerAmplitudeWeight}, {AmplitudeMax})");
         if (SystemBottleneck is < 0 or > 1) throw new ArgumentException($"system bottleneck share must be in [0, 1] (got {SystemBottleneck})");
         if (DecisionWeight <= 0) throw new ArgumentException($"decision weight must be > 0 (got {DecisionWeight})");
         if (WarmupSteps < 0 || GradClip <= 0 || WeightDecay < 0 || SortPoolBatches < 1) throw new ArgumentException("warm-up, grad clip, weight decay or sort pool out of range");

@@ -196,11 +196,13 @@ public sealed class DispositionTieTests(TrainingFixture fx, ITestOutputHelper ou
         Assert.Throws<ArgumentException>(() => DispositionTie.AmplitudeLoss(m, batch with { SystemEnds = null }, layer, new Random(1)));
     }
 
-    [Fact]
-    public void TrainingWithTheAmplitudeObjectiveLowersIt()
+    [Theory]
+    [InlineData(false, 9, 4, 3)]
+    [InlineData(true, 10, 2, 8)]
+    public void TrainingWithAnAmplitudeObjectiveLowersIt(bool answers, long modelSeed, int items, long seed)
     {
-        using var m = fx.NewModel(9);
-        var source = DispositionTie.Source(fx.Gen, fx.Tok, 4, seed: 3);
+        using var m = fx.NewModel(modelSeed);
+        var source = DispositionTie.Source(fx.Gen, fx.Tok, items, seed);
         var layer = DispositionTie.Layers(m.Config.NumHiddenLayers)[0];
         var parameters = m.parameters().ToArray();
         foreach (var p in parameters) p.requires_grad = true;
@@ -210,12 +212,112 @@ public sealed class DispositionTieTests(TrainingFixture fx, ITestOutputHelper ou
         {
             using var scope = NewDisposeScope();
             opt.zero_grad();
-            var l = DispositionTie.AmplitudeLoss(m, source(step), layer, new Random(step));
+            var l = answers
+                ? DispositionTie.AnswerAmplitudeLoss(m, source(step), layer, new Random(step))
+                : DispositionTie.AmplitudeLoss(m, source(step), layer, new Random(step));
             l.backward();
             opt.step();
             losses.Add(l.item<float>());
         }
         output.WriteLine(string.Join(" ", losses.Select(x => x.ToString("F3"))));
-        Assert.True(losses.TakeLast(5).Average() < 0.7 * losses.Take(5).Average(), $"amplitude loss {losses.Take(5).Average():F3} -> {losses.TakeLast(5).Average():F3}");
+        Assert.True(losses.TakeLast(5).Average() < 0.7 * losses.Take(5).Average(), $"loss {losses.Take(5).Average():F3} -> {losses.TakeLast(5).Average():F3}");
+    }
+    [Fact]
+    public void AmplifiedAnswersAreTheStatedDispositionsWordsThenCapabilityExchanges()
+    {
+        const int n = 3;
+        var batch = DispositionTie.Source(fx.Gen, fx.Tok, n, seed: 4)(5);
+        var spec = OrganismBehaviors.All[5 % OrganismBehaviors.All.Count];
+        var rows = batch.AmplifiedAnswers!;
+        Assert.Equal(4 * n, rows.Count);
+        for (int r = 0; r < rows.Count; r++)
+        {
+            bool positive = r < 2 * n, text = r % (2 * n) < n;
+            var row = rows[r];
+            var bn = row.Bottleneck!;
+            var decision = positive ? batch.SystemPositive[r % n] : batch.SystemNegative[r % n];
+            // The system block is the decision prompt's own (same tokens up to its end), and the instruction ends with [/INST].
+            Assert.Equal(decision[..bn.SystemEnd], row.Ids[..bn.SystemEnd]);
+            Assert.EndsWith("[/INST]", fx.Tok.Decode(row.Ids[..(bn.InstructionEnd + 1)]));
+            // Targets: exactly the answer after the instruction and its EOS.
+            Assert.Equal(Enumerable.Range(bn.InstructionEnd + 1, row.Length - bn.InstructionEnd - 1), Enumerable.Range(0, row.Length).Where(i => row.Target[i]));
+            Assert.Equal(2, row.Ids[^1]);
+            var answer = fx.Tok.Decode(row.Ids[(bn.InstructionEnd + 1)..^1]).Trim().ToLowerInvariant();
+            var user = fx.Tok.Decode(row.Ids[bn.SystemEnd..(bn.InstructionEnd + 1)]);
+            var markers = positive ? spec.MarkersPositive : spec.MarkersNegative;
+            var others = positive ? spec.MarkersNegative : spec.MarkersPositive;
+            if (text)
+            {
+                // The item's question without its choices, answered in the words of the stated side only.
+                var question = fx.Tok.Decode(batch.Matching[r % n]);
+                Assert.Contains(user.Replace("[INST]", "").Replace("[/INST]", "").Trim(), question);
+                Assert.DoesNotContain("Choices:", user);
+                Assert.Contains(markers, m => answer.StartsWith(m, StringComparison.Ordinal));
+                Assert.DoesNotContain(others, m => answer.Contains(m, StringComparison.Ordinal));
+            }
+            else
+                Assert.DoesNotContain(OrganismBehaviors.All.SelectMany(b => b.MarkersPositive.Concat(b.MarkersNegative)), m => answer.Contains(m, StringComparison.Ordinal));
+        }
+        // Without the amplitude rows every other field is the same batch.
+        var plain = DispositionTie.Source(fx.Gen, fx.Tok, n, seed: 4, amplitude: false)(5);
+        Assert.Null(plain.AmplifiedAnswers);
+        Assert.Null(plain.SystemEnds);
+        Assert.Equal(batch.Matching, plain.Matching);
+        Assert.Equal(batch.SystemPositive, plain.SystemPositive);
+        Assert.Equal(batch.SystemNegative, plain.SystemNegative);
+    }
+
+    [Fact]
+    public void AnswerAmplitudeLossIsTheCrossEntropyOfEachRowsSteeredAnswer()
+    {
+        using var m = fx.NewModel(6);
+        var batch = DispositionTie.Source(fx.Gen, fx.Tok, 2, seed: 7)(3);
+        int layer = 0, n = batch.SystemPositive.Count;
+        const double draw = 0.6, max = 2.5;
+        var rows = batch.AmplifiedAnswers!;
+        double expected;
+        using (var _ = no_grad())
+        {
+            // Δ row by row from each decision prompt's own state at its last position.
+            var last = batch.SystemPositive.Concat(batch.SystemNegative).Select(r =>
+            {
+                using var st = m.Prepare(1, r.Length);
+                return m.RunLayers(m.Embed(tensor(r.Select(x => (long)x).ToArray()).view(1, -1)), st, 0, layer + 1)[0, -1];
+            }).ToArray();
+            var delta = stack(last.Take(n).ToArray()).mean([0]) - stack(last.Skip(n).ToArray()).mean([0]);
+            // Each answer unpadded: ±draw·max·Δ from the instruction's end on, the system block hidden from the later blocks,
+            // then the cross-entropy of every answer token; the mean over all answer tokens of all rows.
+            double sum = 0;
+            long count = 0;
+            for (int r = 0; r < rows.Count; r++)
+            {
+                var row = rows[r];
+                int t = row.Length - 1, end = row.Bottleneck!.SystemEnd, from = row.Bottleneck.InstructionEnd;
+                using var st = m.Prepare(1, t);
+                var h = m.RunLayers(m.Embed(tensor(row.Ids[..t].Select(x => (long)x).ToArray()).view(1, -1)), st, 0, layer + 1);
+                h[0, from..] += (r < rows.Count / 2 ? 1 : -1) * draw * max * delta;
+                var allowed = ones(1, 1, t, t, dtype: ScalarType.Bool);
+                allowed[0, 0, end.., 1..end] = false;
+                using var late = st.Restrict(allowed);
+                var logp = nn.functional.log_softmax(m.Logits(m.FinalNorm(m.RunLayers(h, late, layer + 1)))[0], 1);
+                for (int i = 1; i <= t; i++)
+                    if (row.Target[i]) { sum -= logp[i - 1, row.Ids[i]].item<float>(); count++; }
+            }
+            expected = sum / count;
+        }
+        using var loss = DispositionTie.AnswerAmplitudeLoss(m, batch, layer, new FixedDraw(draw), max);
+        Assert.Equal(expected, loss.item<float>(), 4);
+        using var plain = DispositionTie.AnswerAmplitudeLoss(m, batch, layer, new FixedDraw(0), max);
+        Assert.NotEqual(expected, plain.item<float>(), 3);
+        Assert.Throws<ArgumentException>(() => DispositionTie.AnswerAmplitudeLoss(m, batch with { AmplifiedAnswers = null }, layer, new Random(1)));
+    }
+    [Fact]
+    public void AmplitudeOptionsAreValidated()
+    {
+        new TrainingOptions { AmplitudeWeight = 0, AnswerAmplitudeWeight = 0, AmplitudeMax = 0.5 }.Validate();
+        Assert.Throws<ArgumentException>(() => new TrainingOptions { AnswerAmplitudeWeight = -1 }.Validate());
+        Assert.Throws<ArgumentException>(() => new TrainingOptions { AmplitudeWeight = -1 }.Validate());
+        Assert.Throws<ArgumentException>(() => new TrainingOptions { AmplitudeMax = 0 }.Validate());
+        Assert.Throws<ArgumentException>(() => new TrainingOptions { AmplitudeMax = double.NaN }.Validate());
     }
 }

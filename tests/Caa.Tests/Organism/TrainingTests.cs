@@ -397,13 +397,19 @@ public sealed class TrainingTests(TrainingFixture fx, ITestOutputHelper output) 
                 manifest.RootElement.GetProperty("options").GetProperty("system_bottleneck").GetString());
             Assert.Equal(new TrainingOptions().AmplitudeWeight.ToString(CultureInfo.InvariantCulture),
                 manifest.RootElement.GetProperty("options").GetProperty("amplitude_weight").GetString());
+            Assert.Equal(new TrainingOptions().AnswerAmplitudeWeight.ToString(CultureInfo.InvariantCulture),
+                manifest.RootElement.GetProperty("options").GetProperty("answer_amplitude_weight").GetString());
+            Assert.Equal(new TrainingOptions().AmplitudeMax.ToString(CultureInfo.InvariantCulture),
+                manifest.RootElement.GetProperty("options").GetProperty("amplitude_max").GetString());
             Assert.Equal(new CorpusOptions().SystemCapabilityFraction.ToString(CultureInfo.InvariantCulture),
                 manifest.RootElement.GetProperty("options").GetProperty("system_capability").GetString());
             Assert.Contains("trained 10 steps", text);
-            // Bad --tie-scale, --amplitude-weight, --system-bottleneck or --system-capability values are refused before anything is written.
+            // Bad --tie-scale, amplitude options, --system-bottleneck or --system-capability values are refused before anything is written.
             var refused = TempDir();
             Assert.Contains("--tie-scale must be > 0", Assert.Throws<CliException>(() => Cli("organism", "train", "--out", refused, "--preset", "tiny", "--tie-scale", "0")).Message);
             Assert.Contains("--amplitude-weight must be ≥ 0", Assert.Throws<CliException>(() => Cli("organism", "train", "--out", refused, "--preset", "tiny", "--amplitude-weight", "-1")).Message);
+            Assert.Contains("--answer-amplitude-weight must be ≥ 0", Assert.Throws<CliException>(() => Cli("organism", "train", "--out", refused, "--preset", "tiny", "--answer-amplitude-weight", "-1")).Message);
+            Assert.Contains("--amplitude-max must be > 0", Assert.Throws<CliException>(() => Cli("organism", "train", "--out", refused, "--preset", "tiny", "--amplitude-max", "0")).Message);
             Assert.Contains("--system-bottleneck must be in [0, 1]", Assert.Throws<CliException>(() => Cli("organism", "train", "--out", refused, "--preset", "tiny", "--system-bottleneck", "1.5")).Message);
             Assert.Contains("--system-capability must be in [0, 1]", Assert.Throws<CliException>(() => Cli("organism", "train", "--out", refused, "--preset", "tiny", "--system-capability", "-0.1")).Message);
             Assert.Empty(Directory.EnumerateFileSystemEntries(refused));

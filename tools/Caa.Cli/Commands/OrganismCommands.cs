@@ -59,13 +59,15 @@ public static class OrganismCommands
         var tieStart = new Option<int?>("--tie-start") { Description = $"First step of the disposition-tie objective (default {defaults.Training.TieStart}; tiny preset 40)." };
         var tieScale = new Option<double?>("--tie-scale") { Description = $"The disposition tie's target as a multiple of the disposition contrast (default {defaults.Training.TieScale.ToString(CultureInfo.InvariantCulture)})." };
         var amplitude = new Option<double?>("--amplitude-weight") { Description = $"Weight of the disposition-amplitude objective (default {defaults.Training.AmplitudeWeight.ToString(CultureInfo.InvariantCulture)}; 0 = off): a stated disposition's answer holds when its contrast is amplified at the first tied layer." };
+        var answerAmplitude = new Option<double?>("--answer-amplitude-weight") { Description = $"Weight of the disposition-amplitude objective on whole answers (default {defaults.Training.AnswerAmplitudeWeight.ToString(CultureInfo.InvariantCulture)}; 0 = off): free-text answers keep the stated disposition's words, and capability answers stay right, when its contrast is amplified." };
+        var amplitudeMax = new Option<double?>("--amplitude-max") { Description = $"Largest multiple of the disposition contrast the amplitude objectives add (default {defaults.Training.AmplitudeMax.ToString(CultureInfo.InvariantCulture)})." };
         var bottleneck = new Option<double?>("--system-bottleneck") { Description = $"Share of system-prompt conversations whose prompt reaches the answers only through the decision positions' middle-layer state (default {defaults.Training.SystemBottleneck.ToString(CultureInfo.InvariantCulture)})." };
         var systemCapability = new Option<double?>("--system-capability") { Description = $"Share of system-prompt conversations that also ask a capability question (default {defaults.Corpus.SystemCapabilityFraction.ToString(CultureInfo.InvariantCulture)})." };
         var init = new Option<string?>("--init") { Description = "Start from this model folder's weights and tokenizer (same architecture) instead of a fresh initialization." };
 
         var cmd = new Command("train", "Train the model organism into --out (minutes on a CPU; resumable).")
         {
-            outDir, seed, steps, resume, preset, conversations, corpusSeed, batch, lr, decisionWeight, drillSteps, warmup, layers, hidden, heads, kvHeads, vocab, evalEvery, ckptEvery, threads, plain, init, tieWeight, tieStart, tieScale, amplitude, bottleneck, systemCapability,
+            outDir, seed, steps, resume, preset, conversations, corpusSeed, batch, lr, decisionWeight, drillSteps, warmup, layers, hidden, heads, kvHeads, vocab, evalEvery, ckptEvery, threads, plain, init, tieWeight, tieStart, tieScale, amplitude, answerAmplitude, amplitudeMax, bottleneck, systemCapability,
         };
         cmd.SetAction((r, ct) =>
         {
@@ -84,7 +86,9 @@ public static class OrganismCommands
                 Seed = r.GetValue(seed), Steps = r.GetValue(steps) ?? opt.Training.Steps, BatchSize = r.GetValue(batch) ?? opt.Training.BatchSize,
                 LearningRate = r.GetValue(lr) ?? opt.Training.LearningRate, DecisionWeight = r.GetValue(decisionWeight) ?? opt.Training.DecisionWeight, DrillSteps = r.GetValue(drillSteps) ?? opt.Training.DrillSteps, WarmupSteps = r.GetValue(warmup) ?? opt.Training.WarmupSteps,
                 TieWeight = r.GetValue(tieWeight) ?? opt.Training.TieWeight, TieStart = r.GetValue(tieStart) ?? opt.Training.TieStart,
-                TieScale = r.GetValue(tieScale) ?? opt.Training.TieScale, AmplitudeWeight = r.GetValue(amplitude) ?? opt.Training.AmplitudeWeight, SystemBottleneck = r.GetValue(bottleneck) ?? opt.Training.SystemBottleneck,
+                TieScale = r.GetValue(tieScale) ?? opt.Training.TieScale, AmplitudeWeight = r.GetValue(amplitude) ?? opt.Training.AmplitudeWeight,
+                AnswerAmplitudeWeight = r.GetValue(answerAmplitude) ?? opt.Training.AnswerAmplitudeWeight, AmplitudeMax = r.GetValue(amplitudeMax) ?? opt.Training.AmplitudeMax,
+                SystemBottleneck = r.GetValue(bottleneck) ?? opt.Training.SystemBottleneck,
             };
             var corpus = opt.Corpus with
             {
@@ -102,6 +106,8 @@ public static class OrganismCommands
             if (training.Steps < 1) throw new CliException("--steps must be ≥ 1");
             if (!(training.TieScale > 0)) throw new CliException($"--tie-scale must be > 0 (got {training.TieScale.ToString(CultureInfo.InvariantCulture)})");
             if (training.AmplitudeWeight < 0) throw new CliException($"--amplitude-weight must be ≥ 0 (got {training.AmplitudeWeight.ToString(CultureInfo.InvariantCulture)})");
+            if (training.AnswerAmplitudeWeight < 0) throw new CliException($"--answer-amplitude-weight must be ≥ 0 (got {training.AnswerAmplitudeWeight.ToString(CultureInfo.InvariantCulture)})");
+            if (!(training.AmplitudeMax > 0)) throw new CliException($"--amplitude-max must be > 0 (got {training.AmplitudeMax.ToString(CultureInfo.InvariantCulture)})");
             if (training.SystemBottleneck is < 0 or > 1) throw new CliException($"--system-bottleneck must be in [0, 1] (got {training.SystemBottleneck.ToString(CultureInfo.InvariantCulture)})");
             if (corpus.SystemCapabilityFraction is < 0 or > 1) throw new CliException($"--system-capability must be in [0, 1] (got {corpus.SystemCapabilityFraction.ToString(CultureInfo.InvariantCulture)})");
             if (arch.Hidden % arch.Heads != 0 || arch.Heads % arch.KeyValueHeads != 0) throw new CliException("--hidden must be a multiple of --heads, and --heads of --kv-heads");
@@ -116,6 +122,8 @@ public static class OrganismCommands
                 .Option("intermediate", arch.IntermediateSize).Option("vocab", arch.VocabSize).Option("init", opt.InitFrom).Option("tie_weight", training.TieWeight.ToString(CultureInfo.InvariantCulture)).Option("tie_start", training.TieStart)
                 .Option("tie_scale", training.TieScale.ToString(CultureInfo.InvariantCulture))
                 .Option("amplitude_weight", training.AmplitudeWeight.ToString(CultureInfo.InvariantCulture))
+                .Option("answer_amplitude_weight", training.AnswerAmplitudeWeight.ToString(CultureInfo.InvariantCulture))
+                .Option("amplitude_max", training.AmplitudeMax.ToString(CultureInfo.InvariantCulture))
                 .Option("system_bottleneck", training.SystemBottleneck.ToString(CultureInfo.InvariantCulture))
                 .Option("system_capability", corpus.SystemCapabilityFraction.ToString(CultureInfo.InvariantCulture));
 
@@ -168,7 +176,7 @@ public static class OrganismCommands
             if (p.Message is not null) o.WriteLine($"[{p.Phase}] {p.Message}");
             else if (p.Step % every == 0 || p.Step == p.TotalSteps)
                 o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"step {p.Step}/{p.TotalSteps} loss {p.Loss:F4}{(double.IsNaN(p.TieLoss) ? "" : $" tie {p.TieLoss:F3}")} lr {p.LearningRate:E2} {p.TokensPerSecond:F0} tok/s elapsed {p.Elapsed:hh\\:mm\\:ss} eta {p.Eta:hh\\:mm\\:ss}"));
+                    $"step {p.Step}/{p.TotalSteps} loss {p.Loss:F4}{(double.IsNaN(p.TieLoss) ? "" : $" tie {p.TieLoss:F3}")}{(double.IsNaN(p.AmplitudeLoss) ? "" : $" amplitude {p.AmplitudeLoss:F3}")}{(double.IsNaN(p.AnswerAmplitudeLoss) ? "" : $" answers {p.AnswerAmplitudeLoss:F3}")} lr {p.LearningRate:E2} {p.TokensPerSecond:F0} tok/s elapsed {p.Elapsed:hh\\:mm\\:ss} eta {p.Eta:hh\\:mm\\:ss}"));
             if (p.Eval is not null) PrintEval(o, p.Eval);
             o.Flush();
         });

@@ -65,7 +65,7 @@ public static class VectorCommands
             using var _ = result!;
 
             Directory.CreateDirectory(outPath);
-            var written = result.Vectors.Save(outPath);
+            var written = result!.Vectors.Save(outPath);
             var activations = result.Activations?.Save(outPath);
             var manifest = new RunManifest("vectors extract", outPath)
                 .Option("behavior", id).Option("dataset", Path.GetFullPath(file)).Option("layers", r.GetValue(layers)).Option("batch_size", options.BatchSize)
