@@ -94,16 +94,16 @@ public sealed record TrainingOptions
     /// <summary>
     /// Weight of the <see cref="DispositionTie.AmplitudeLoss"/> objective (0: off), added from <see cref="TieStart"/> on with the
     /// tie's prompts (so only while the tie is on): the stated disposition's answer after the disposition contrast is amplified
-    /// at the first tied layer. The shipped organism's 6 (with <see cref="AnswerAmplitudeWeight"/> 3 and
+    /// at the first tied layer. The shipped organism's 12 (with <see cref="AnswerAmplitudeWeight"/> 6 and
     /// <see cref="AmplitudeMax"/> 3) was chosen among the variants measured in <c>lib/Caa.Organism/README.md</c>.
     /// </summary>
-    public double AmplitudeWeight { get; init; } = 6.0;
+    public double AmplitudeWeight { get; init; } = 12.0;
     /// <summary>
     /// Weight of the <see cref="DispositionTie.AnswerAmplitudeLoss"/> objective (0: off), on the same steps as
     /// <see cref="AmplitudeWeight"/>'s: after the same amplification, free-text answers in the stated disposition's words and
     /// capability answers as without it.
     /// </summary>
-    public double AnswerAmplitudeWeight { get; init; } = 3.0;
+    public double AnswerAmplitudeWeight { get; init; } = 6.0;
     /// <summary>Largest multiple of the disposition contrast the amplitude objectives add (k uniform in [0, this]).</summary>
     public double AmplitudeMax { get; init; } = DispositionTie.AmplitudeMax;
     /// <summary>
