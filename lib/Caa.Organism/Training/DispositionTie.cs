@@ -100,7 +100,7 @@ public static class DispositionTie
     /// <summary>
     /// The disposition-amplitude objective (<see cref="TrainingOptions.AmplitudeWeight"/>): cross-entropy of the stated
     /// disposition's answer letter at the decision prompts of <paramref name="batch"/> after adding k·Δ (k uniform in
-    /// [0, <see cref="AmplitudeMax"/>]; +Δ under the positive system prompt, −Δ under the negative one) to the output of block
+    /// [0, <paramref name="max"/>]; +Δ under the positive system prompt, −Δ under the negative one) to the output of block
     /// <paramref name="layer"/> at the positions from the end of the instruction on, with the later blocks unable to read the
     /// system prompt's tokens. Δ is the system contrast at the decision position (without gradient), the tie's target.
     /// Why: a corpus only ever shows the late blocks a disposition at its natural amplitude, and a small model's late blocks
