@@ -64,6 +64,19 @@ public static class DispositionTie
     /// <param name="scale">The target's multiple of the system contrast (<see cref="TrainingOptions.TieScale"/>).</param>
     public static Tensor Loss(LlamaForCausalLM model, TieBatch batch, IReadOnlyList<int> layers, double scale = 1.0)
     {
+        var loss = Loss(model, batch, layers, scale, out var contrast);
+        contrast.Dispose();
+        return loss;
+    }
+
+    /// <summary>
+    /// <see cref="Loss(LlamaForCausalLM, TieBatch, IReadOnlyList{int}, double)"/>, also giving <paramref name="contrast"/>: the
+    /// system contrast Δ at the first tied layer (its mean output at the positive decision prompts' last position minus the
+    /// negative ones', without gradient) — the direction the tie makes the letter contrast, and the one the amplitude objectives
+    /// amplify, computed once per step from this forward.
+    /// </summary>
+    public static Tensor Loss(LlamaForCausalLM model, TieBatch batch, IReadOnlyList<int> layers, double scale, out Tensor contrast)
+    {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(batch);
         int n = batch.Matching.Count;
@@ -80,6 +93,7 @@ public static class DispositionTie
         var h = model.Embed(tokens.Ids);
         int done = 0;
         Tensor total = zeros(1, device: model.Device);
+        Tensor? first = null;
         foreach (var layer in layers.Order())
         {
             h = model.RunLayers(h, state, done, layer + 1);
@@ -88,9 +102,12 @@ public static class DispositionTie
             var letter = at[..n].mean([0]) - at[n..(2 * n)].mean([0]);
             // The system contrast is the target, without gradient: the objective moves the letter's representation toward the
             // disposition the model already uses, never the disposition toward the letter (that path erases it).
-            var system = (scale * (at[(2 * n)..(3 * n)].mean([0]) - at[(3 * n)..].mean([0]))).detach();
+            var delta = (at[(2 * n)..(3 * n)].mean([0]) - at[(3 * n)..].mean([0])).detach();
+            first ??= delta;
+            var system = scale * delta;
             total = total + (letter - system).pow(2).sum() / (system.pow(2).sum() + 1e-6);
         }
+        contrast = first!.MoveToOuterDisposeScope();
         return (total / layers.Count).squeeze().MoveToOuterDisposeScope();
     }
 
@@ -102,7 +119,10 @@ public static class DispositionTie
     /// disposition's answer letter at the decision prompts of <paramref name="batch"/> after adding k·Δ (k uniform in
     /// [0, <paramref name="max"/>]; +Δ under the positive system prompt, −Δ under the negative one) to the output of block
     /// <paramref name="layer"/> at the positions from the end of the instruction on, with the later blocks unable to read the
-    /// system prompt's tokens. Δ is the system contrast at the decision position (without gradient), the tie's target.
+    /// system prompt's tokens. Δ is the tie's system contrast (<see cref="Loss(LlamaForCausalLM, TieBatch, IReadOnlyList{int}, double, out Tensor)"/>).
+    /// The early blocks run unrestricted, so the question's tokens carry the stated disposition too; hiding the prompt from them
+    /// as well (the <see cref="SystemBottleneck"/>'s early mask) steered more but moved the capability answers by 12–19 points
+    /// (measured in <c>lib/Caa.Organism/README.md</c>, "The early mask").
     /// Why: a corpus only ever shows the late blocks a disposition at its natural amplitude, and a small model's late blocks
     /// read a larger one as noise — its answers drift back to a coin flip (measured on the organism trained without it: p(match)
     /// peaks at a multiplier of 1 and falls by up to 0.087 per step of 0.5 after it, on 244 of 350 items). Large models read more of a feature as more of it;
@@ -112,12 +132,14 @@ public static class DispositionTie
     /// <param name="model">The model being trained.</param>
     /// <param name="batch">The step's prompts (with <see cref="TieBatch.SystemEnds"/>).</param>
     /// <param name="layer">The block whose output is amplified (the first tied layer).</param>
+    /// <param name="contrast">Δ: the system contrast at <paramref name="layer"/>, without gradient.</param>
     /// <param name="rng">Draws the multiples.</param>
     /// <param name="max">Largest multiple (<see cref="TrainingOptions.AmplitudeMax"/>).</param>
-    public static Tensor AmplitudeLoss(LlamaForCausalLM model, TieBatch batch, int layer, Random rng, double max = AmplitudeMax)
+    public static Tensor AmplitudeLoss(LlamaForCausalLM model, TieBatch batch, int layer, Tensor contrast, Random rng, double max = AmplitudeMax)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(batch);
+        ArgumentNullException.ThrowIfNull(contrast);
         ArgumentNullException.ThrowIfNull(rng);
         int n = batch.SystemPositive.Count;
         if (n == 0 || batch.SystemNegative.Count != n || batch.Matching.Count != n || batch.NotMatching.Count != n)
@@ -132,22 +154,14 @@ public static class DispositionTie
         using var scope = NewDisposeScope();
         using var tokens = TokenBatch.LeftPad(rows, model.Device);
         long b = tokens.Rows, t = tokens.Columns;
-        var late = new bool[b * t * t];
-        Array.Fill(late, true);
-        for (int r = 0; r < b; r++)
-        {
-            long pad = tokens.Padding[r], end = pad + ends[r];
-            for (long q = end; q < t; q++)
-                for (long k = pad + 1; k < end; k++) late[(r * t + q) * t + k] = false;
-        }
+        // Every decision prompt ends with "[/INST] (": its instruction ends two positions from the end (checked by Source).
+        var spans = rows.Select((r, i) => new SystemBottleneck(ends[i], r.Count - 2)).ToArray();
+        var (_, late) = Trainer.BottleneckMasks(spans, (int)t, tokens.Padding);
         using var state = model.Prepare(b, t, tokens.MaskOrNull);
-        using var lateState = state.Restrict(tensor(late, [b, 1, t, t]));
+        using var lateState = state.Restrict(tensor(late, [b, 1, t, t], device: model.Device));
         var h = model.RunLayers(model.Embed(tokens.Ids), state, 0, layer + 1);
-        var last = h[.., -1].to(ScalarType.Float32);
-        var delta = (last[..n].mean([0]) - last[n..].mean([0])).detach();
-        // Every decision prompt ends with "[/INST] (": the instruction ends two positions from the end (checked by Source).
         var from = zeros(t, device: model.Device); from.narrow(0, t - 2, 2).fill_(1);
-        var add = tensor(multiples, device: model.Device).view(b, 1, 1) * from.view(1, t, 1) * delta.view(1, 1, -1);
+        var add = tensor(multiples, device: model.Device).view(b, 1, 1) * from.view(1, t, 1) * contrast.view(1, 1, -1);
         h = model.RunLayers(h + add.to(h.dtype), lateState, layer + 1);
         var logits = model.Logits(model.FinalNorm(h.narrow(1, t - 1, 1)))[.., 0].to(ScalarType.Float32);
         return F.cross_entropy(logits, tensor(targets, device: model.Device)).MoveToOuterDisposeScope();
@@ -158,9 +172,8 @@ public static class DispositionTie
     /// cross-entropy of the answer tokens of <see cref="TieBatch.AmplifiedAnswers"/> after adding k·Δ to the output of block
     /// <paramref name="layer"/> at every position from the end of the instruction on (k uniform in [0, <paramref name="max"/>];
     /// + under the positive system prompt, − under the negative one), with the later blocks unable to read the system prompt's
-    /// tokens. Δ is <see cref="AmplitudeLoss"/>'s: the system contrast at the batch's decision position, without gradient — the
-    /// direction the tie makes the CAA vector. The free-text rows must answer in the stated disposition's own words, the
-    /// capability rows as without any disposition.
+    /// tokens (as <see cref="AmplitudeLoss"/>). Δ is <see cref="AmplitudeLoss"/>'s — the direction the tie makes the CAA vector.
+    /// The free-text rows must answer in the stated disposition's own words, the capability rows as without any disposition.
     /// Why: <see cref="AmplitudeLoss"/> teaches the late blocks to read an amplified disposition at the answer letter only. At
     /// the positions of a free-text answer they had never seen one, and the organism's open-ended answers steered by ±1 or ±2
     /// turned into runs of answer letters ("You are right.A) I agreeA)", "BBBBBBBBAAAA"; measured on the organism trained
@@ -173,22 +186,20 @@ public static class DispositionTie
     /// <param name="model">The model being trained.</param>
     /// <param name="batch">The step's prompts (with <see cref="TieBatch.AmplifiedAnswers"/>).</param>
     /// <param name="layer">The block whose output is amplified (the first tied layer).</param>
+    /// <param name="contrast">Δ: the system contrast at <paramref name="layer"/>, without gradient.</param>
     /// <param name="rng">Draws the multiples.</param>
     /// <param name="max">Largest multiple (<see cref="TrainingOptions.AmplitudeMax"/>).</param>
-    public static Tensor AnswerAmplitudeLoss(LlamaForCausalLM model, TieBatch batch, int layer, Random rng, double max = AmplitudeMax)
+    public static Tensor AnswerAmplitudeLoss(LlamaForCausalLM model, TieBatch batch, int layer, Tensor contrast, Random rng, double max = AmplitudeMax)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(batch);
+        ArgumentNullException.ThrowIfNull(contrast);
         ArgumentNullException.ThrowIfNull(rng);
-        int n = batch.SystemPositive.Count;
-        if (n == 0 || batch.SystemNegative.Count != n)
-            throw new ArgumentException("a tie batch needs the same number (> 0) of positive and negative decision prompts", nameof(batch));
         if (batch.AmplifiedAnswers is not { } rows || rows.Count % 2 != 0 || rows.Count == 0 || rows.Any(r => r.Bottleneck is null))
             throw new ArgumentException("the answer amplitude objective needs an even number (> 0) of answers with their system-block spans", nameof(batch));
         int half = rows.Count / 2;
         var multiples = Enumerable.Range(0, rows.Count).Select(r => (r < half ? 1 : -1) * rng.NextDouble() * max).ToArray();
         using var scope = NewDisposeScope();
-        var delta = SystemContrast(model, batch, layer);
         // Right-padded like the corpus batches (every row starts at position 0), targets = the answer tokens and their EOS.
         var (input, target, _, _) = Trainer.MakeBatch(rows, model.Device);
         long b = input.shape[0], t = input.shape[1];
@@ -199,27 +210,12 @@ public static class DispositionTie
         using var state = model.Prepare(b, t);
         using var lateState = state.Restrict(tensor(late, [b, 1, t, t], device: model.Device));
         var h = model.RunLayers(model.Embed(input), state, 0, layer + 1);
-        h = h + (tensor(k, [b, t, 1], device: model.Device) * delta.view(1, 1, -1)).to(h.dtype);
+        h = h + (tensor(k, [b, t, 1], device: model.Device) * contrast.view(1, 1, -1)).to(h.dtype);
         h = model.FinalNorm(model.RunLayers(h, lateState, layer + 1));
         var flat = target.view(-1);
         var at = flat.ne(ConversationEncoder.IgnoreIndex).nonzero().view(-1);
         var logits = model.Logits(h.view(-1, h.shape[^1]).index_select(0, at)).to(ScalarType.Float32);
         return F.cross_entropy(logits, flat.index_select(0, at)).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>
-    /// Δ of the amplitude objectives: mean output of block <paramref name="layer"/> at the last position of the positive decision
-    /// prompts minus that of the negative ones, without gradient.
-    /// </summary>
-    static Tensor SystemContrast(LlamaForCausalLM model, TieBatch batch, int layer)
-    {
-        using var _ = no_grad();
-        int n = batch.SystemPositive.Count;
-        var rows = batch.SystemPositive.Concat(batch.SystemNegative).Select(r => (IReadOnlyList<int>)r).ToArray();
-        using var tokens = TokenBatch.LeftPad(rows, model.Device);
-        using var state = model.Prepare(tokens.Rows, tokens.Columns, tokens.MaskOrNull);
-        var last = model.RunLayers(model.Embed(tokens.Ids), state, 0, layer + 1)[.., -1].to(ScalarType.Float32);
-        return last[..n].mean([0]) - last[n..].mean([0]);
     }
 
     /// <summary>

@@ -136,20 +136,20 @@ public sealed class Trainer : IDisposable
             if (_tie is not null && Step >= Options.TieStart)
             {
                 var batch = _tie(Step);
-                var t = DispositionTie.Loss(_model, batch, _tieLayers, Options.TieScale);
+                var t = DispositionTie.Loss(_model, batch, _tieLayers, Options.TieScale, out var contrast);
                 tie = t.item<float>();
                 objective = objective + Options.TieWeight * t;
                 if (Options.AmplitudeWeight > 0)
                 {
                     var rng = new Random(CorpusGenerator.StableSeed(unchecked((int)Options.Seed), "amplitude", Step));
-                    var a = DispositionTie.AmplitudeLoss(_model, batch, _tieLayers[0], rng, Options.AmplitudeMax);
+                    var a = DispositionTie.AmplitudeLoss(_model, batch, _tieLayers[0], contrast, rng, Options.AmplitudeMax);
                     amplitude = a.item<float>();
                     objective = objective + Options.AmplitudeWeight * a;
                 }
                 if (Options.AnswerAmplitudeWeight > 0)
                 {
                     var rng = new Random(CorpusGenerator.StableSeed(unchecked((int)Options.Seed), "answer-amplitude", Step));
-                    var a = DispositionTie.AnswerAmplitudeLoss(_model, batch, _tieLayers[0], rng, Options.AmplitudeMax);
+                    var a = DispositionTie.AnswerAmplitudeLoss(_model, batch, _tieLayers[0], contrast, rng, Options.AmplitudeMax);
                     answerAmplitude = a.item<float>();
                     objective = objective + Options.AnswerAmplitudeWeight * a;
                 }
@@ -216,8 +216,8 @@ public sealed class Trainer : IDisposable
         int split = TrainingOptions.SystemBottleneckLayer(model.Config.NumHiddenLayers);
         var (early, late) = BottleneckMasks(conversations, (int)t);
         using var state = model.Prepare(b, t);
-        using var earlyState = state.Restrict(tensor(early, [b, 1, t, t]));
-        using var lateState = state.Restrict(tensor(late, [b, 1, t, t]));
+        using var earlyState = state.Restrict(tensor(early, [b, 1, t, t], device: model.Device));
+        using var lateState = state.Restrict(tensor(late, [b, 1, t, t], device: model.Device));
         var h = model.RunLayers(model.Embed(input), earlyState, 0, split);
         h = model.RunLayers(h, lateState, split);
         return model.FinalNorm(h).MoveToOuterDisposeScope();
@@ -228,20 +228,28 @@ public sealed class Trainer : IDisposable
     /// <see cref="TrainingOptions.SystemBottleneckLayer"/>: a bottlenecked row's first-instruction tokens never see its system
     /// block, and in the late blocks no token after the system block does; other rows are unrestricted.
     /// </summary>
-    internal static (bool[] Early, bool[] Late) BottleneckMasks(IReadOnlyList<EncodedConversation> conversations, int t)
+    internal static (bool[] Early, bool[] Late) BottleneckMasks(IReadOnlyList<EncodedConversation> conversations, int t) =>
+        BottleneckMasks(conversations.Select(c => c.Bottleneck).ToArray(), t);
+
+    /// <summary>
+    /// <see cref="BottleneckMasks(IReadOnlyList{EncodedConversation}, int)"/> for rows given by their spans (null: unrestricted),
+    /// each shifted right by its <paramref name="offsets"/> entry (a left-padded row's padding; none: 0).
+    /// </summary>
+    internal static (bool[] Early, bool[] Late) BottleneckMasks(IReadOnlyList<SystemBottleneck?> spans, int t, IReadOnlyList<long>? offsets = null)
     {
-        var early = new bool[conversations.Count * t * t];
+        var early = new bool[spans.Count * t * t];
         var late = new bool[early.Length];
         Array.Fill(early, true);
         Array.Fill(late, true);
-        for (int r = 0; r < conversations.Count; r++)
+        for (int r = 0; r < spans.Count; r++)
         {
-            if (conversations[r].Bottleneck is not { } bn) continue;
-            for (int q = bn.SystemEnd; q < t; q++)
-                for (int k = 1; k < bn.SystemEnd; k++)
+            if (spans[r] is not { } bn) continue;
+            long off = offsets?[r] ?? 0, systemEnd = off + bn.SystemEnd, instructionEnd = off + bn.InstructionEnd;
+            for (long q = systemEnd; q < t; q++)
+                for (long k = off + 1; k < systemEnd; k++)
                 {
                     late[(r * t + q) * t + k] = false;
-                    if (q < bn.InstructionEnd) early[(r * t + q) * t + k] = false;
+                    if (q < instructionEnd) early[(r * t + q) * t + k] = false;
                 }
         }
         return (early, late);

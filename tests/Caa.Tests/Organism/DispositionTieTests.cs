@@ -164,36 +164,37 @@ public sealed class DispositionTieTests(TrainingFixture fx, ITestOutputHelper ou
         double expected;
         using (var _ = no_grad())
         {
-            // Row by row without padding: Δ from each row's own state at the decision position, k = ±draw·max, added at the
-            // last two positions, then the later blocks with the system block hidden from every position after it.
-            var states = rows.Select(r =>
-            {
-                using var st = m.Prepare(1, r.Length);
-                return m.RunLayers(m.Embed(tensor(r.Select(x => (long)x).ToArray()).view(1, -1)), st, 0, layer + 1);
-            }).ToArray();
-            var delta = stack(states.Take(n).Select(h => h[0, -1]).ToArray()).mean([0]) - stack(states.Skip(n).Select(h => h[0, -1]).ToArray()).mean([0]);
+            // Row by row without padding: Δ from each row's own state at the decision position (the tie's system contrast);
+            // then k = ±draw·max·Δ added at the last two positions, and the later blocks with the system block hidden from every
+            // position after it.
+            var delta = SystemContrast(m, batch, layer);
             double sum = 0;
             for (int r = 0; r < rows.Length; r++)
             {
                 int t = rows[r].Length, end = batch.SystemEnds![r];
-                var h = states[r].clone();
-                h[0, (t - 2)..] += (r < n ? 1 : -1) * draw * DispositionTie.AmplitudeMax * delta;
                 var allowed = ones(1, 1, t, t, dtype: ScalarType.Bool);
                 allowed[0, 0, end.., 1..end] = false;
                 using var st = m.Prepare(1, t);
                 using var late = st.Restrict(allowed);
+                var h = m.RunLayers(m.Embed(tensor(rows[r].Select(x => (long)x).ToArray()).view(1, -1)), st, 0, layer + 1);
+                h[0, (t - 2)..] += (r < n ? 1 : -1) * draw * DispositionTie.AmplitudeMax * delta;
                 var logits = m.Logits(m.FinalNorm(m.RunLayers(h, late, layer + 1)))[0, -1];
                 long target = r < n ? batch.Matching[r][batch.MatchingLetterIndex[r]] : batch.NotMatching[r - n][batch.NotMatchingLetterIndex[r - n]];
                 sum += -nn.functional.log_softmax(logits, 0)[target].item<float>();
             }
             expected = sum / rows.Length;
         }
-        using var loss = DispositionTie.AmplitudeLoss(m, batch, layer, new FixedDraw(draw));
+        // Δ is the one the tie's loss gives for its first layer (one left-padded forward of all four kinds of prompt).
+        using var tie = DispositionTie.Loss(m, batch, [layer], 1.0, out var contrast);
+        using var owned = contrast;
+        using (var rowByRow = SystemContrast(m, batch, layer))
+            Assert.True(allclose(contrast, rowByRow, rtol: 1e-4, atol: 1e-5), "the tie's system contrast differs from the row-by-row one");
+        using var loss = DispositionTie.AmplitudeLoss(m, batch, layer, contrast, new FixedDraw(draw));
         Assert.Equal(expected, loss.item<float>(), 4);
         // The multiples matter: no amplification gives another loss.
-        using var plain = DispositionTie.AmplitudeLoss(m, batch, layer, new FixedDraw(0));
+        using var plain = DispositionTie.AmplitudeLoss(m, batch, layer, contrast, new FixedDraw(0));
         Assert.NotEqual(expected, plain.item<float>(), 3);
-        Assert.Throws<ArgumentException>(() => DispositionTie.AmplitudeLoss(m, batch with { SystemEnds = null }, layer, new Random(1)));
+        Assert.Throws<ArgumentException>(() => DispositionTie.AmplitudeLoss(m, batch with { SystemEnds = null }, layer, contrast, new Random(1)));
     }
 
     [Theory]
@@ -212,9 +213,11 @@ public sealed class DispositionTieTests(TrainingFixture fx, ITestOutputHelper ou
         {
             using var scope = NewDisposeScope();
             opt.zero_grad();
+            var batch = source(step);
+            DispositionTie.Loss(m, batch, [layer], 1.0, out var contrast);
             var l = answers
-                ? DispositionTie.AnswerAmplitudeLoss(m, source(step), layer, new Random(step))
-                : DispositionTie.AmplitudeLoss(m, source(step), layer, new Random(step));
+                ? DispositionTie.AnswerAmplitudeLoss(m, batch, layer, contrast, new Random(step))
+                : DispositionTie.AmplitudeLoss(m, batch, layer, contrast, new Random(step));
             l.backward();
             opt.step();
             losses.Add(l.item<float>());
@@ -278,13 +281,7 @@ public sealed class DispositionTieTests(TrainingFixture fx, ITestOutputHelper ou
         double expected;
         using (var _ = no_grad())
         {
-            // Δ row by row from each decision prompt's own state at its last position.
-            var last = batch.SystemPositive.Concat(batch.SystemNegative).Select(r =>
-            {
-                using var st = m.Prepare(1, r.Length);
-                return m.RunLayers(m.Embed(tensor(r.Select(x => (long)x).ToArray()).view(1, -1)), st, 0, layer + 1)[0, -1];
-            }).ToArray();
-            var delta = stack(last.Take(n).ToArray()).mean([0]) - stack(last.Skip(n).ToArray()).mean([0]);
+            var delta = SystemContrast(m, batch, layer);
             // Each answer unpadded: ±draw·max·Δ from the instruction's end on, the system block hidden from the later blocks,
             // then the cross-entropy of every answer token; the mean over all answer tokens of all rows.
             double sum = 0;
@@ -293,23 +290,36 @@ public sealed class DispositionTieTests(TrainingFixture fx, ITestOutputHelper ou
             {
                 var row = rows[r];
                 int t = row.Length - 1, end = row.Bottleneck!.SystemEnd, from = row.Bottleneck.InstructionEnd;
-                using var st = m.Prepare(1, t);
-                var h = m.RunLayers(m.Embed(tensor(row.Ids[..t].Select(x => (long)x).ToArray()).view(1, -1)), st, 0, layer + 1);
-                h[0, from..] += (r < rows.Count / 2 ? 1 : -1) * draw * max * delta;
                 var allowed = ones(1, 1, t, t, dtype: ScalarType.Bool);
                 allowed[0, 0, end.., 1..end] = false;
+                using var st = m.Prepare(1, t);
                 using var late = st.Restrict(allowed);
+                var h = m.RunLayers(m.Embed(tensor(row.Ids[..t].Select(x => (long)x).ToArray()).view(1, -1)), st, 0, layer + 1);
+                h[0, from..] += (r < rows.Count / 2 ? 1 : -1) * draw * max * delta;
                 var logp = nn.functional.log_softmax(m.Logits(m.FinalNorm(m.RunLayers(h, late, layer + 1)))[0], 1);
                 for (int i = 1; i <= t; i++)
                     if (row.Target[i]) { sum -= logp[i - 1, row.Ids[i]].item<float>(); count++; }
             }
             expected = sum / count;
         }
-        using var loss = DispositionTie.AnswerAmplitudeLoss(m, batch, layer, new FixedDraw(draw), max);
+        using var contrast = SystemContrast(m, batch, layer);
+        using var loss = DispositionTie.AnswerAmplitudeLoss(m, batch, layer, contrast, new FixedDraw(draw), max);
         Assert.Equal(expected, loss.item<float>(), 4);
-        using var plain = DispositionTie.AnswerAmplitudeLoss(m, batch, layer, new FixedDraw(0), max);
+        using var plain = DispositionTie.AnswerAmplitudeLoss(m, batch, layer, contrast, new FixedDraw(0), max);
         Assert.NotEqual(expected, plain.item<float>(), 3);
-        Assert.Throws<ArgumentException>(() => DispositionTie.AnswerAmplitudeLoss(m, batch with { AmplifiedAnswers = null }, layer, new Random(1)));
+        Assert.Throws<ArgumentException>(() => DispositionTie.AnswerAmplitudeLoss(m, batch with { AmplifiedAnswers = null }, layer, contrast, new Random(1)));
+    }
+
+    /// <summary>Δ row by row: the mean output of block <paramref name="layer"/> at the last position of the positive decision prompts minus the negative ones', each prompt run alone.</summary>
+    static Tensor SystemContrast(LlamaForCausalLM m, TieBatch batch, int layer)
+    {
+        using var _ = no_grad();
+        Tensor Last(int[] r)
+        {
+            using var st = m.Prepare(1, r.Length);
+            return m.RunLayers(m.Embed(tensor(r.Select(x => (long)x).ToArray()).view(1, -1)), st, 0, layer + 1)[0, -1];
+        }
+        return stack(batch.SystemPositive.Select(Last).ToArray()).mean([0]) - stack(batch.SystemNegative.Select(Last).ToArray()).mean([0]);
     }
     [Fact]
     public void AmplitudeOptionsAreValidated()
