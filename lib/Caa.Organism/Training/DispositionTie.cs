@@ -121,7 +121,7 @@ public static class DispositionTie
     /// <paramref name="layer"/> at the positions from the end of the instruction on, with the later blocks unable to read the
     /// system prompt's tokens. Δ is the tie's system contrast (<see cref="Loss(LlamaForCausalLM, TieBatch, IReadOnlyList{int}, double, out Tensor)"/>).
     /// The early blocks run unrestricted, so the question's tokens carry the stated disposition too; hiding the prompt from them
-    /// as well (the <see cref="SystemBottleneck"/>'s early mask) steered more but moved the capability answers by 12–19 points
+    /// as well (the <see cref="SystemBottleneck"/>'s early mask) steered more but moved the capability answers by 10–19 points
     /// (measured in <c>lib/Caa.Organism/README.md</c>, "The early mask").
     /// Why: a corpus only ever shows the late blocks a disposition at its natural amplitude, and a small model's late blocks
     /// read a larger one as noise — its answers drift back to a coin flip (measured on the organism trained without it: p(match)
