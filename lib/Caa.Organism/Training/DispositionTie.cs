@@ -139,7 +139,7 @@ public static class DispositionTie
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(batch);
-        ArgumentNullException.ThrowIfNull(contrast);
+        CheckContrast(model, contrast);
         ArgumentNullException.ThrowIfNull(rng);
         int n = batch.SystemPositive.Count;
         if (n == 0 || batch.SystemNegative.Count != n || batch.Matching.Count != n || batch.NotMatching.Count != n)
@@ -193,7 +193,7 @@ public static class DispositionTie
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(batch);
-        ArgumentNullException.ThrowIfNull(contrast);
+        CheckContrast(model, contrast);
         ArgumentNullException.ThrowIfNull(rng);
         if (batch.AmplifiedAnswers is not { } rows || rows.Count % 2 != 0 || rows.Count == 0 || rows.Any(r => r.Bottleneck is null))
             throw new ArgumentException("the answer amplitude objective needs an even number (> 0) of answers with their system-block spans", nameof(batch));
@@ -216,6 +216,14 @@ public static class DispositionTie
         var at = flat.ne(ConversationEncoder.IgnoreIndex).nonzero().view(-1);
         var logits = model.Logits(h.view(-1, h.shape[^1]).index_select(0, at)).to(ScalarType.Float32);
         return F.cross_entropy(logits, flat.index_select(0, at)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Δ must be one vector of the model's hidden size (the output of one block at one position).</summary>
+    static void CheckContrast(LlamaForCausalLM model, Tensor contrast)
+    {
+        ArgumentNullException.ThrowIfNull(contrast);
+        if (contrast.ndim != 1 || contrast.shape[0] != model.Config.HiddenSize)
+            throw new ArgumentException($"the system contrast must have shape [{model.Config.HiddenSize}] (the model's hidden size); got [{string.Join(", ", contrast.shape)}]", nameof(contrast));
     }
 
     /// <summary>

@@ -195,6 +195,8 @@ public sealed class DispositionTieTests(TrainingFixture fx, ITestOutputHelper ou
         using var plain = DispositionTie.AmplitudeLoss(m, batch, layer, contrast, new FixedDraw(0));
         Assert.NotEqual(expected, plain.item<float>(), 3);
         Assert.Throws<ArgumentException>(() => DispositionTie.AmplitudeLoss(m, batch with { SystemEnds = null }, layer, contrast, new Random(1)));
+        using (var wrong = zeros(m.Config.HiddenSize + 1))
+            Assert.Contains("hidden size", Assert.Throws<ArgumentException>(() => DispositionTie.AmplitudeLoss(m, batch, layer, wrong, new Random(1))).Message);
     }
 
     [Theory]
@@ -308,6 +310,8 @@ public sealed class DispositionTieTests(TrainingFixture fx, ITestOutputHelper ou
         using var plain = DispositionTie.AnswerAmplitudeLoss(m, batch, layer, contrast, new FixedDraw(0), max);
         Assert.NotEqual(expected, plain.item<float>(), 3);
         Assert.Throws<ArgumentException>(() => DispositionTie.AnswerAmplitudeLoss(m, batch with { AmplifiedAnswers = null }, layer, contrast, new Random(1)));
+        using (var wrong = zeros(1, m.Config.HiddenSize))
+            Assert.Contains("hidden size", Assert.Throws<ArgumentException>(() => DispositionTie.AnswerAmplitudeLoss(m, batch, layer, wrong, new Random(1))).Message);
     }
 
     /// <summary>Δ row by row: the mean output of block <paramref name="layer"/> at the last position of the positive decision prompts minus the negative ones', each prompt run alone.</summary>
