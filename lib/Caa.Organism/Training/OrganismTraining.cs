@@ -44,8 +44,25 @@ public sealed record OrganismTrainingOptions
     public int Threads { get; init; }
 }
 
-/// <summary>A/B probe numbers of one behavior: mean p(match) without a system prompt and under its canonical positive/negative system prompt.</summary>
-public sealed record BehaviorProbe(string Behavior, double None, double Positive, double Negative, double Mass);
+/// <summary>
+/// A/B probe numbers of one behavior: mean p(match) without a system prompt, under its canonical positive/negative system prompt,
+/// and after one earlier matching / non-matching answer of the same behavior (<see cref="AbProbe.RunAfterEarlierAnswer"/>: whether
+/// the model reads its disposition from the conversation, which some training runs never learn).
+/// </summary>
+public sealed record BehaviorProbe(string Behavior, double None, double Positive, double Negative, double Mass,
+    double AfterMatching = double.NaN, double AfterNotMatching = double.NaN)
+{
+    /// <summary>All five probes of <paramref name="behavior"/> on <paramref name="items"/> (at least two: each item's earlier exchange is the next item).</summary>
+    public static BehaviorProbe Measure(LlamaForCausalLM model, Llama2Tokenizer tok, string behavior, IReadOnlyList<AbItem> items)
+    {
+        var none = AbProbe.Run(model, tok, items);
+        var pos = AbProbe.Run(model, tok, items, OrganismBehaviors.SystemPrompt(behavior, true));
+        var neg = AbProbe.Run(model, tok, items, OrganismBehaviors.SystemPrompt(behavior, false));
+        var after = AbProbe.RunAfterEarlierAnswer(model, tok, items, true);
+        var afterNot = AbProbe.RunAfterEarlierAnswer(model, tok, items, false);
+        return new BehaviorProbe(behavior, none.MeanPMatch, pos.MeanPMatch, neg.MeanPMatch, none.MeanMass, after.MeanPMatch, afterNot.MeanPMatch);
+    }
+}
 
 /// <summary>A periodic evaluation.</summary>
 /// <param name="Step">Steps completed.</param>
@@ -59,6 +76,8 @@ public sealed record TrainEval(int Step, double HeldOutLoss, double HeldOutDecis
     public double PMatchPositive => Behaviors.Average(b => b.Positive);
     public double PMatchNegative => Behaviors.Average(b => b.Negative);
     public double AbMass => Behaviors.Average(b => b.Mass);
+    public double PMatchAfterMatching => Behaviors.Average(b => b.AfterMatching);
+    public double PMatchAfterNotMatching => Behaviors.Average(b => b.AfterNotMatching);
 }
 
 /// <summary>Progress of <see cref="OrganismTraining.Run"/>: a phase change (Message set), a training step, or an evaluation (Eval set).</summary>
@@ -181,14 +200,7 @@ public static class OrganismTraining
 
         TrainEval Evaluate()
         {
-            var probes = OrganismBehaviors.Ids.Select(b =>
-            {
-                var items = probeItems[b];
-                var none = AbProbe.Run(model, tok, items);
-                var pos = AbProbe.Run(model, tok, items, OrganismBehaviors.SystemPrompt(b, true));
-                var neg = AbProbe.Run(model, tok, items, OrganismBehaviors.SystemPrompt(b, false));
-                return new BehaviorProbe(b, none.MeanPMatch, pos.MeanPMatch, neg.MeanPMatch, none.MeanMass);
-            }).ToList();
+            var probes = OrganismBehaviors.Ids.Select(b => BehaviorProbe.Measure(model, tok, b, probeItems[b])).ToList();
             var caa = caaN > 0 ? CaaProbe.Run(model, tok, caaExtract, caaEvaluate) : null;
             return new TrainEval(trainer.Step, trainer.EvaluateLoss(heldOut), Trainer.MeanLoss(model, heldOut, decisionsOnly: true), probes, caa);
         }
@@ -291,9 +303,11 @@ public static class OrganismTraining
         public int? CaaLayer { get; init; } = Eval?.Caa?.BestLayer;
         public double? CaaEffect { get; init; } = Eval?.Caa?.BestEffect;
         public string CaaByLayer { get; init; } = Eval?.Caa is { } c ? string.Join(";", c.EffectByLayer.Select(e => e.ToString("F4", CultureInfo.InvariantCulture))) : "";
+        public double? AfterMatching { get; init; } = Eval?.PMatchAfterMatching;
+        public double? AfterNotMatching { get; init; } = Eval?.PMatchAfterNotMatching;
     }
 
-    const string Header = "step,loss,lr,grad_norm,tokens_per_s,elapsed_s,heldout_loss,heldout_decision_loss,p_match,p_match_sys_pos,p_match_sys_neg,ab_mass,caa_best_layer,caa_best_effect,caa_effect_by_layer";
+    const string Header = "step,loss,lr,grad_norm,tokens_per_s,elapsed_s,heldout_loss,heldout_decision_loss,p_match,p_match_sys_pos,p_match_sys_neg,ab_mass,caa_best_layer,caa_best_effect,caa_effect_by_layer,p_match_after_matching,p_match_after_not_matching";
 
     static void WriteLog(string path, IReadOnlyList<LogRow> rows)
     {
@@ -304,7 +318,8 @@ public static class OrganismTraining
               .Append(',').Append(F(r.GradNorm, "F4")).Append(',').Append(F(r.TokensPerSecond, "F0")).Append(',').Append(F(r.ElapsedSeconds, "F1"))
               .Append(',').Append(F(r.HeldOut, "F5")).Append(',').Append(F(r.HeldOutDecision, "F5")).Append(',').Append(F(r.PMatch, "F4")).Append(',').Append(F(r.PPos, "F4"))
               .Append(',').Append(F(r.PNeg, "F4")).Append(',').Append(F(r.Mass, "F4"))
-              .Append(',').Append(r.CaaLayer?.ToString(CultureInfo.InvariantCulture) ?? "").Append(',').Append(F(r.CaaEffect, "F4")).Append(',').Append(r.CaaByLayer).Append('\n');
+              .Append(',').Append(r.CaaLayer?.ToString(CultureInfo.InvariantCulture) ?? "").Append(',').Append(F(r.CaaEffect, "F4")).Append(',').Append(r.CaaByLayer)
+              .Append(',').Append(F(r.AfterMatching, "F4")).Append(',').Append(F(r.AfterNotMatching, "F4")).Append('\n');
         AtomicFile.WriteAllText(path, sb.ToString());
     }
 
@@ -316,13 +331,16 @@ public static class OrganismTraining
         foreach (var line in File.ReadLines(path).Skip(1))
         {
             var f = line.Split(',');
-            if (f.Length is not (11 or 12 or 15)) continue;
-            int d = f.Length == 11 ? 0 : 1; // logs written before the decision-loss column have 11 fields, before the CAA probe 12
+            if (f.Length is not (11 or 12 or 15 or 17)) continue;
+            // logs written before the decision-loss column have 11 fields, before the CAA probe 12, before the earlier-answer probe 15
+            int d = f.Length == 11 ? 0 : 1;
+            bool caa = f.Length >= 15, after = f.Length == 17;
             rows.Add(new LogRow(int.Parse(f[0], CultureInfo.InvariantCulture), P(f[1]) ?? double.NaN, P(f[2]) ?? 0, P(f[3]) ?? 0, P(f[4]) ?? 0, P(f[5]) ?? 0, null)
             {
                 HeldOut = P(f[6]), HeldOutDecision = d == 1 ? P(f[7]) : null, PMatch = P(f[7 + d]), PPos = P(f[8 + d]), PNeg = P(f[9 + d]), Mass = P(f[10 + d]),
-                CaaLayer = f.Length == 15 && f[12].Length > 0 ? int.Parse(f[12], CultureInfo.InvariantCulture) : null,
-                CaaEffect = f.Length == 15 ? P(f[13]) : null, CaaByLayer = f.Length == 15 ? f[14] : "",
+                CaaLayer = caa && f[12].Length > 0 ? int.Parse(f[12], CultureInfo.InvariantCulture) : null,
+                CaaEffect = caa ? P(f[13]) : null, CaaByLayer = caa ? f[14] : "",
+                AfterMatching = after ? P(f[15]) : null, AfterNotMatching = after ? P(f[16]) : null,
             });
         }
         return rows;
@@ -343,19 +361,5 @@ public static class OrganismTraining
                 new Random(CorpusGenerator.StableSeed(unchecked((int)options.Training.Seed), "bottleneck-" + stream, i)).NextDouble() < share)
                 result[i] = result[i] with { Bottleneck = ConversationEncoder.Bottleneck(tok, conversations[i], result[i]) };
         return result;
-    }
-
-    /// <summary>A/B probe of a saved model on the test split: mean p(match) per behavior, unprompted and under each canonical system prompt.</summary>
-    public static IReadOnlyList<BehaviorProbe> ProbeTestSplit(LlamaForCausalLM model, Llama2Tokenizer tok, CorpusOptions? corpus = null, int items = 50)
-    {
-        var gen = new CorpusGenerator(corpus ?? new CorpusOptions());
-        return OrganismBehaviors.Ids.Select(b =>
-        {
-            IReadOnlyList<AbItem> test = gen.TestSplit(b, items);
-            var none = AbProbe.Run(model, tok, test);
-            var pos = AbProbe.Run(model, tok, test, OrganismBehaviors.SystemPrompt(b, true));
-            var neg = AbProbe.Run(model, tok, test, OrganismBehaviors.SystemPrompt(b, false));
-            return new BehaviorProbe(b, none.MeanPMatch, pos.MeanPMatch, neg.MeanPMatch, none.MeanMass);
-        }).ToList();
     }
 }

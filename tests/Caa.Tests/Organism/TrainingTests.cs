@@ -326,6 +326,13 @@ public sealed class TrainingTests(TrainingFixture fx, ITestOutputHelper output) 
                 var heldOut = new CorpusGenerator(opt.Corpus with { TrainingConversations = opt.Corpus.TrainingConversations + opt.HeldOutConversations })
                     .TrainingConversations().Skip(opt.Corpus.TrainingConversations).Select(c => ConversationEncoder.Encode(tok, c)).ToArray();
                 Assert.Equal(full.FinalEval.HeldOutLoss, Trainer.MeanLoss(model, heldOut), 1e-4);
+                // The evaluation's earlier-answer probe is AbProbe's on the probe items (the generation split's first items).
+                foreach (var probe in full.FinalEval.Behaviors)
+                {
+                    var items = new CorpusGenerator(opt.Corpus).GenerateSplit(probe.Behavior, opt.EvalItemsPerBehavior);
+                    Assert.Equal(AbProbe.RunAfterEarlierAnswer(model, tok, items, true).MeanPMatch, probe.AfterMatching, 1e-4);
+                    Assert.Equal(AbProbe.RunAfterEarlierAnswer(model, tok, items, false).MeanPMatch, probe.AfterNotMatching, 1e-4);
+                }
                 var answer = model.Generate([Llama2Chat.Encode(tok, "What is 2 + 3?")], new() { MaxNewTokens = 5 });
                 Assert.Single(answer);
             }
@@ -351,6 +358,12 @@ public sealed class TrainingTests(TrainingFixture fx, ITestOutputHelper output) 
                 Assert.True(Math.Abs(ra.Loss - rb.Loss) <= 1e-4, $"step {ra.Step}: {ra.Loss} vs {rb.Loss}");
             Assert.True(logA[^1].Loss < logA[0].Loss - 1.0);
             Assert.Equal(full.FinalEval.HeldOutLoss, resumed.FinalEval.HeldOutLoss, 1e-4);
+            // The log's last row carries the final evaluation's earlier-answer probe (written with 4 decimals).
+            var header = File.ReadLines(Path.Combine(a, OrganismTraining.LogFileName)).First().Split(',');
+            var last = File.ReadLines(Path.Combine(a, OrganismTraining.LogFileName)).Last().Split(',');
+            Assert.Equal(header.Length, last.Length);
+            Assert.Equal(full.FinalEval.PMatchAfterMatching, double.Parse(last[Array.IndexOf(header, "p_match_after_matching")], CultureInfo.InvariantCulture), 1e-4);
+            Assert.Equal(full.FinalEval.PMatchAfterNotMatching, double.Parse(last[Array.IndexOf(header, "p_match_after_not_matching")], CultureInfo.InvariantCulture), 1e-4);
             output.WriteLine(File.ReadAllText(Path.Combine(b, OrganismTraining.LogFileName)));
         }
         finally { Directory.Delete(a, true); Directory.Delete(b, true); }

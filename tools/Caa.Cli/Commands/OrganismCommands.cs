@@ -152,6 +152,7 @@ public static class OrganismCommands
                 .Result("probe_p_match", new JsonObject(ev.Behaviors.Select(b => KeyValuePair.Create(b.Behavior, (JsonNode?)new JsonObject
                 {
                     ["none"] = Math.Round(b.None, 4), ["system_positive"] = Math.Round(b.Positive, 4), ["system_negative"] = Math.Round(b.Negative, 4), ["ab_mass"] = Math.Round(b.Mass, 4),
+                    ["after_matching_answer"] = Math.Round(b.AfterMatching, 4), ["after_not_matching_answer"] = Math.Round(b.AfterNotMatching, 4),
                 }))));
             manifest.Write();
             return Task.FromResult(0);
@@ -196,7 +197,7 @@ public static class OrganismCommands
                 {
                     if (p.Message is not null) { task.Description = Markup.Escape($"{p.Phase}: {p.Message}"); return; }
                     if (p.Eval is { } e)
-                        evalText = string.Create(CultureInfo.InvariantCulture, $" | held-out {e.HeldOutLoss:F3} p(match) {e.PMatch:F2} sys+ {e.PMatchPositive:F2} sys- {e.PMatchNegative:F2}")
+                        evalText = string.Create(CultureInfo.InvariantCulture, $" | held-out {e.HeldOutLoss:F3} p(match) {e.PMatch:F2} sys+ {e.PMatchPositive:F2} sys- {e.PMatchNegative:F2} prior+ {e.PMatchAfterMatching:F2} prior- {e.PMatchAfterNotMatching:F2}")
                             + (e.Caa is { } c ? string.Create(CultureInfo.InvariantCulture, $" CAA ±1 {c.BestEffect:F2} @L{c.BestLayer}") : "");
                     task.Value = p.Step;
                     task.Description = Markup.Escape(string.Create(CultureInfo.InvariantCulture,
@@ -211,9 +212,9 @@ public static class OrganismCommands
     static void PrintEval(TextWriter o, TrainEval e)
     {
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"eval @ step {e.Step}: held-out loss {e.HeldOutLoss:F4} (answer letters {e.HeldOutDecisionLoss:F3}); A/B p(match) none {e.PMatch:F3} sys+ {e.PMatchPositive:F3} sys- {e.PMatchNegative:F3}; p(A)+p(B) {e.AbMass:F3}"));
+            $"eval @ step {e.Step}: held-out loss {e.HeldOutLoss:F4} (answer letters {e.HeldOutDecisionLoss:F3}); A/B p(match) none {e.PMatch:F3} sys+ {e.PMatchPositive:F3} sys- {e.PMatchNegative:F3} prior+ {e.PMatchAfterMatching:F3} prior- {e.PMatchAfterNotMatching:F3}; p(A)+p(B) {e.AbMass:F3}"));
         foreach (var b in e.Behaviors)
-            o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {b.Behavior,-24} none {b.None:F3}  sys+ {b.Positive:F3}  sys- {b.Negative:F3}  mass {b.Mass:F3}"));
+            o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {b.Behavior,-24} none {b.None:F3}  sys+ {b.Positive:F3}  sys- {b.Negative:F3}  prior+ {b.AfterMatching:F3}  prior- {b.AfterNotMatching:F3}  mass {b.Mass:F3}"));
         if (e.Caa is { } c)
         {
             var byLayer = string.Join(" ", c.EffectByLayer.Select((x, l) => "L" + l + " " + x.ToString("+0.000;-0.000;+0.000", CultureInfo.InvariantCulture)));
@@ -263,14 +264,10 @@ public static class OrganismCommands
             {
                 var file = Path.Combine(folder, "datasets", "test", b, "test_dataset_ab.json");
                 IReadOnlyList<Caa.Interpret.Datasets.AbItem> test = File.Exists(file) ? Caa.Interpret.Datasets.AbDataset.Load(file).Take(n).ToList() : gen.TestSplit(b, n);
-                var none = AbProbe.Run(model, tok, test);
-                var pos = AbProbe.Run(model, tok, test, OrganismBehaviors.SystemPrompt(b, true));
-                var neg = AbProbe.Run(model, tok, test, OrganismBehaviors.SystemPrompt(b, false));
-                var priorPos = AbProbe.RunAfterEarlierAnswer(model, tok, test, true);
-                var priorNeg = AbProbe.RunAfterEarlierAnswer(model, tok, test, false);
-                double[] row = [none.MeanPMatch, pos.MeanPMatch, neg.MeanPMatch, priorPos.MeanPMatch, priorNeg.MeanPMatch];
+                var p = BehaviorProbe.Measure(model, tok, b, test);
+                double[] row = [p.None, p.Positive, p.Negative, p.AfterMatching, p.AfterNotMatching];
                 for (int i = 0; i < 5; i++) totals[i] += row[i] / OrganismBehaviors.Ids.Count;
-                o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{b,-24} {row[0],6:F3} {row[1],6:F3} {row[2],6:F3} {row[3],7:F3} {row[4],7:F3} {none.MeanMass,9:F3}"));
+                o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{b,-24} {row[0],6:F3} {row[1],6:F3} {row[2],6:F3} {row[3],7:F3} {row[4],7:F3} {p.Mass,9:F3}"));
             }
             o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"mean",-24} {totals[0],6:F3} {totals[1],6:F3} {totals[2],6:F3} {totals[3],7:F3} {totals[4],7:F3}"));
             if (k > 0)
