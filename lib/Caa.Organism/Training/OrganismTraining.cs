@@ -105,6 +105,9 @@ public static class OrganismTraining
         ArgumentException.ThrowIfNullOrEmpty(outDir);
         ArgumentNullException.ThrowIfNull(options);
         options.Training.Validate();
+        // Each item's earlier exchange in the earlier-answer probe is another item, so it needs two; refused before anything is written.
+        if (options.EvalItemsPerBehavior < 2)
+            throw new ArgumentException($"EvalItemsPerBehavior must be ≥ 2 (the earlier-answer probe pairs each item with another); got {options.EvalItemsPerBehavior}", nameof(options));
         TorchRuntime.Initialize();
         if (options.Threads > 0) set_num_threads(options.Threads);
         outDir = Path.GetFullPath(outDir);

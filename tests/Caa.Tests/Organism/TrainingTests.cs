@@ -314,6 +314,10 @@ public sealed class TrainingTests(TrainingFixture fx, ITestOutputHelper output) 
         string a = TempDir(), b = TempDir();
         try
         {
+            // The earlier-answer probe needs two items per behavior: fewer is refused before the output folder is made.
+            var refused = Path.Combine(a, "refused");
+            Assert.Contains("EvalItemsPerBehavior must be ≥ 2", Assert.Throws<ArgumentException>(() => OrganismTraining.Run(refused, opt with { EvalItemsPerBehavior = 1 })).Message);
+            Assert.False(Directory.Exists(refused));
             var full = OrganismTraining.Run(a, opt);
             Assert.Equal(40, full.Steps);
 
@@ -359,8 +363,9 @@ public sealed class TrainingTests(TrainingFixture fx, ITestOutputHelper output) 
             Assert.True(logA[^1].Loss < logA[0].Loss - 1.0);
             Assert.Equal(full.FinalEval.HeldOutLoss, resumed.FinalEval.HeldOutLoss, 1e-4);
             // The log's last row carries the final evaluation's earlier-answer probe (written with 4 decimals).
-            var header = File.ReadLines(Path.Combine(a, OrganismTraining.LogFileName)).First().Split(',');
-            var last = File.ReadLines(Path.Combine(a, OrganismTraining.LogFileName)).Last().Split(',');
+            var logLines = File.ReadAllLines(Path.Combine(a, OrganismTraining.LogFileName));
+            var header = logLines[0].Split(',');
+            var last = logLines[^1].Split(',');
             Assert.Equal(header.Length, last.Length);
             Assert.Equal(full.FinalEval.PMatchAfterMatching, double.Parse(last[Array.IndexOf(header, "p_match_after_matching")], CultureInfo.InvariantCulture), 1e-4);
             Assert.Equal(full.FinalEval.PMatchAfterNotMatching, double.Parse(last[Array.IndexOf(header, "p_match_after_not_matching")], CultureInfo.InvariantCulture), 1e-4);
@@ -428,6 +433,8 @@ public sealed class TrainingTests(TrainingFixture fx, ITestOutputHelper output) 
             Assert.Empty(Directory.EnumerateFileSystemEntries(refused));
             Directory.Delete(refused);
 
+            // One item cannot be paired with an earlier one: refused with the option's name.
+            Assert.Contains("--items must be ≥ 2", Assert.Throws<CliException>(() => Cli("organism", "probe", "--model", dir, "--items", "1")).Message);
             // The probe reads the folder's own test split and prints one row per behavior.
             (code, text) = Cli("organism", "probe", "--model", dir, "--items", "4", "--show", "1");
             Assert.Equal(0, code);

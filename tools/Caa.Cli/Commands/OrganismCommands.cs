@@ -257,6 +257,7 @@ public static class OrganismCommands
             var tok = models.LoadTokenizer(r);
             var gen = new CorpusGenerator(new CorpusOptions { Seed = r.GetValue(corpusSeed) });
             int n = r.GetValue(items), k = r.GetValue(show);
+            if (n < 2) throw new CliException($"--items must be ≥ 2 (the earlier-answer probe pairs each item with another); got {n}");
             o.WriteLine($"model {folder}; p(match) = p(match letter)/(p(A)+p(B)) after \"[/INST] (\", mean over {n} test items");
             o.WriteLine($"{"behavior",-24} {"none",6} {"sys+",6} {"sys-",6} {"prior+",7} {"prior-",7} {"p(A)+p(B)",9}");
             var totals = new double[5];
