@@ -213,6 +213,7 @@ public static class OrganismTraining
         double trainSeconds = 0;
         double windowLoss = 0, lastLoss = double.NaN;
         int windowSteps = 0;
+        var windowTie = new WindowMean(); var windowAmplitude = new WindowMean(); var windowAnswers = new WindowMean();
         TrainEval? lastEval = null;
         progress?.Report(new TrainProgress("train", trainer.Step, total, double.NaN, options.Training.LearningRateAt(trainer.Step), 0,
             TimeSpan.FromSeconds(elapsedBefore), null, null, startStep > 0 ? $"resumed at step {startStep}" : "training"));
@@ -224,6 +225,7 @@ public static class OrganismTraining
             trainSeconds += (clock.Elapsed - stepStart).TotalSeconds;
             sessionTokens += r.Tokens;
             windowLoss += r.Loss; windowSteps++; lastLoss = r.Loss;
+            windowTie.Add(r.TieLoss); windowAmplitude.Add(r.AmplitudeLoss); windowAnswers.Add(r.AnswerAmplitudeLoss);
             if (!double.IsFinite(r.Loss)) throw new InvalidOperationException($"training diverged at step {r.Step} (loss {r.Loss})");
             var secs = clock.Elapsed.TotalSeconds;
             double tps = sessionTokens / Math.Max(trainSeconds, 1e-9);
@@ -237,7 +239,10 @@ public static class OrganismTraining
             }
             if (r.Step % options.LogEvery == 0 || last || eval is not null)
             {
-                log.Add(new LogRow(r.Step, windowLoss / windowSteps, r.LearningRate, r.GradNorm, tps, elapsed.TotalSeconds, eval));
+                log.Add(new LogRow(r.Step, windowLoss / windowSteps, r.LearningRate, r.GradNorm, tps, elapsed.TotalSeconds, eval)
+                {
+                    TieLoss = windowTie.Take(), AmplitudeLoss = windowAmplitude.Take(), AnswerAmplitudeLoss = windowAnswers.Take(),
+                });
                 windowLoss = 0; windowSteps = 0;
                 WriteLog(Path.Combine(outDir, LogFileName), log);
             }
@@ -308,9 +313,27 @@ public static class OrganismTraining
         public string CaaByLayer { get; init; } = Eval?.Caa is { } c ? string.Join(";", c.EffectByLayer.Select(e => e.ToString("F4", CultureInfo.InvariantCulture))) : "";
         public double? AfterMatching { get; init; } = Eval?.PMatchAfterMatching;
         public double? AfterNotMatching { get; init; } = Eval?.PMatchAfterNotMatching;
+        /// <summary>Means over the window's steps that had the objective (null when none had it, e.g. before TieStart).</summary>
+        public double? TieLoss { get; init; }
+        public double? AmplitudeLoss { get; init; }
+        public double? AnswerAmplitudeLoss { get; init; }
     }
 
-    const string Header = "step,loss,lr,grad_norm,tokens_per_s,elapsed_s,heldout_loss,heldout_decision_loss,p_match,p_match_sys_pos,p_match_sys_neg,ab_mass,caa_best_layer,caa_best_effect,caa_effect_by_layer,p_match_after_matching,p_match_after_not_matching";
+    /// <summary>Mean of the finite values added since the last <see cref="Take"/> (NaN marks a step without the objective).</summary>
+    sealed class WindowMean
+    {
+        double _sum;
+        int _count;
+        public void Add(double x) { if (double.IsFinite(x)) { _sum += x; _count++; } }
+        public double? Take()
+        {
+            double? mean = _count > 0 ? _sum / _count : null;
+            _sum = 0; _count = 0;
+            return mean;
+        }
+    }
+
+    const string Header = "step,loss,lr,grad_norm,tokens_per_s,elapsed_s,heldout_loss,heldout_decision_loss,p_match,p_match_sys_pos,p_match_sys_neg,ab_mass,caa_best_layer,caa_best_effect,caa_effect_by_layer,p_match_after_matching,p_match_after_not_matching,tie_loss,amplitude_loss,answer_amplitude_loss";
 
     static void WriteLog(string path, IReadOnlyList<LogRow> rows)
     {
@@ -322,7 +345,8 @@ public static class OrganismTraining
               .Append(',').Append(F(r.HeldOut, "F5")).Append(',').Append(F(r.HeldOutDecision, "F5")).Append(',').Append(F(r.PMatch, "F4")).Append(',').Append(F(r.PPos, "F4"))
               .Append(',').Append(F(r.PNeg, "F4")).Append(',').Append(F(r.Mass, "F4"))
               .Append(',').Append(r.CaaLayer?.ToString(CultureInfo.InvariantCulture) ?? "").Append(',').Append(F(r.CaaEffect, "F4")).Append(',').Append(r.CaaByLayer)
-              .Append(',').Append(F(r.AfterMatching, "F4")).Append(',').Append(F(r.AfterNotMatching, "F4")).Append('\n');
+              .Append(',').Append(F(r.AfterMatching, "F4")).Append(',').Append(F(r.AfterNotMatching, "F4"))
+              .Append(',').Append(F(r.TieLoss, "F5")).Append(',').Append(F(r.AmplitudeLoss, "F5")).Append(',').Append(F(r.AnswerAmplitudeLoss, "F5")).Append('\n');
         AtomicFile.WriteAllText(path, sb.ToString());
     }
 
@@ -334,16 +358,18 @@ public static class OrganismTraining
         foreach (var line in File.ReadLines(path).Skip(1))
         {
             var f = line.Split(',');
-            if (f.Length is not (11 or 12 or 15 or 17)) continue;
-            // logs written before the decision-loss column have 11 fields, before the CAA probe 12, before the earlier-answer probe 15
+            if (f.Length is not (11 or 12 or 15 or 17 or 20)) continue;
+            // logs written before the decision-loss column have 11 fields, before the CAA probe 12, before the earlier-answer probe 15,
+            // before the tie and amplitude losses 17
             int d = f.Length == 11 ? 0 : 1;
-            bool caa = f.Length >= 15, after = f.Length == 17;
+            bool caa = f.Length >= 15, after = f.Length >= 17, tie = f.Length == 20;
             rows.Add(new LogRow(int.Parse(f[0], CultureInfo.InvariantCulture), P(f[1]) ?? double.NaN, P(f[2]) ?? 0, P(f[3]) ?? 0, P(f[4]) ?? 0, P(f[5]) ?? 0, null)
             {
                 HeldOut = P(f[6]), HeldOutDecision = d == 1 ? P(f[7]) : null, PMatch = P(f[7 + d]), PPos = P(f[8 + d]), PNeg = P(f[9 + d]), Mass = P(f[10 + d]),
                 CaaLayer = caa && f[12].Length > 0 ? int.Parse(f[12], CultureInfo.InvariantCulture) : null,
                 CaaEffect = caa ? P(f[13]) : null, CaaByLayer = caa ? f[14] : "",
                 AfterMatching = after ? P(f[15]) : null, AfterNotMatching = after ? P(f[16]) : null,
+                TieLoss = tie ? P(f[17]) : null, AmplitudeLoss = tie ? P(f[18]) : null, AnswerAmplitudeLoss = tie ? P(f[19]) : null,
             });
         }
         return rows;

@@ -310,7 +310,8 @@ public sealed class TrainingTests(TrainingFixture fx, ITestOutputHelper output) 
     [Fact]
     public void PipelineWritesLoadableModelAndResumesLikeAnUninterruptedRun()
     {
-        var opt = OrganismCommands.TinyPreset() with { Training = OrganismCommands.TinyPreset().Training with { Steps = 40 }, CheckpointEvery = 20, EvalEvery = 20 };
+        // The tie and amplitude objectives run from step 16 on, so the resumed run reads logged tie losses back (rows 16–20).
+        var opt = OrganismCommands.TinyPreset() with { Training = OrganismCommands.TinyPreset().Training with { Steps = 40, TieStart = 15 }, CheckpointEvery = 20, EvalEvery = 20 };
         string a = TempDir(), b = TempDir();
         try
         {
@@ -318,7 +319,8 @@ public sealed class TrainingTests(TrainingFixture fx, ITestOutputHelper output) 
             var refused = Path.Combine(a, "refused");
             Assert.Contains("EvalItemsPerBehavior must be ≥ 2", Assert.Throws<ArgumentException>(() => OrganismTraining.Run(refused, opt with { EvalItemsPerBehavior = 1 })).Message);
             Assert.False(Directory.Exists(refused));
-            var full = OrganismTraining.Run(a, opt);
+            var reported = new List<TrainProgress>();
+            var full = OrganismTraining.Run(a, opt, false, new InlineProgress(p => { if (p.Message is null && p.Step > 0) reported.Add(p); }));
             Assert.Equal(40, full.Steps);
 
             // The output folder loads through the same code paths as a Llama 2 checkpoint, and so does checkpoint/.
@@ -369,6 +371,39 @@ public sealed class TrainingTests(TrainingFixture fx, ITestOutputHelper output) 
             Assert.Equal(header.Length, last.Length);
             Assert.Equal(full.FinalEval.PMatchAfterMatching, double.Parse(last[Array.IndexOf(header, "p_match_after_matching")], CultureInfo.InvariantCulture), 1e-4);
             Assert.Equal(full.FinalEval.PMatchAfterNotMatching, double.Parse(last[Array.IndexOf(header, "p_match_after_not_matching")], CultureInfo.InvariantCulture), 1e-4);
+            // Each row's tie and amplitude losses are the means of the steps' own losses since the row before, empty before TieStart.
+            var steps = reported.GroupBy(p => p.Step).Select(g => g.First()).ToDictionary(p => p.Step);
+            Assert.Equal(Enumerable.Range(1, 40), steps.Keys.Order());
+            int previous = 0;
+            foreach (var line in logLines.Skip(1))
+            {
+                var f = line.Split(',');
+                int step = int.Parse(f[0], CultureInfo.InvariantCulture);
+                var window = Enumerable.Range(previous + 1, step - previous).Select(s => steps[s]).ToList();
+                previous = step;
+                foreach (var (column, loss) in new (string, Func<TrainProgress, double>)[] { ("tie_loss", p => p.TieLoss), ("amplitude_loss", p => p.AmplitudeLoss), ("answer_amplitude_loss", p => p.AnswerAmplitudeLoss) })
+                {
+                    var cell = f[Array.IndexOf(header, column)];
+                    if (step <= 15) { Assert.Equal("", cell); Assert.All(window, p => Assert.True(double.IsNaN(loss(p)))); continue; }
+                    Assert.All(window, p => Assert.True(double.IsFinite(loss(p)) && loss(p) > 0, $"{column} at step {p.Step}: {loss(p)}"));
+                    Assert.Equal(window.Average(loss), double.Parse(cell, CultureInfo.InvariantCulture), 1e-4);
+                }
+            }
+            Assert.Equal(40, previous);
+            // The resumed run logs the same tie losses (the objectives' draws depend only on seed and step), and the rows it read
+            // back from the interrupted run's log keep theirs.
+            var logLinesB = File.ReadAllLines(Path.Combine(b, OrganismTraining.LogFileName));
+            Assert.Equal(logLines.Length, logLinesB.Length);
+            foreach (var column in new[] { "tie_loss", "amplitude_loss", "answer_amplitude_loss" })
+            {
+                int i = Array.IndexOf(header, column);
+                foreach (var (la, lb) in logLines.Skip(1).Zip(logLinesB.Skip(1)))
+                {
+                    var (ca, cb) = (la.Split(',')[i], lb.Split(',')[i]);
+                    Assert.Equal(ca.Length == 0, cb.Length == 0);
+                    if (ca.Length > 0) Assert.Equal(double.Parse(ca, CultureInfo.InvariantCulture), double.Parse(cb, CultureInfo.InvariantCulture), 1e-3);
+                }
+            }
             output.WriteLine(File.ReadAllText(Path.Combine(b, OrganismTraining.LogFileName)));
         }
         finally { Directory.Delete(a, true); Directory.Delete(b, true); }
