@@ -1,3 +1,4 @@
+using Caa.Model.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -75,7 +76,7 @@ public sealed class HookRegistry
             var mask = positions.Evaluate(ctx).to(ScalarType.Float32);                        // [B,T]
             var scale = (mask * rows.to(ctx.Device).unsqueeze(1)).unsqueeze(-1);               // [B,T,1]
             var delta = scale * v.to(ScalarType.Float32).to(ctx.Device).view(1, 1, -1);        // [B,T,H] in fp32
-            return (x + delta.to(x.dtype)).MoveToOuterDisposeScope();
+            return x.Plus(delta.to(x.dtype)).MoveToOuterDisposeScope();
         });
         return new Detach(() => { scope.Dispose(); v.Dispose(); m.Dispose(); });
     }

@@ -1,3 +1,4 @@
+using Caa.Model.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -69,9 +70,9 @@ public sealed class LlamaDecoderLayer : nn.Module
         var hooks = s.Hooks;
         var residPre = hooks.Run(_index, 0, x, s.Offset);
         var attnOut = hooks.Run(_index, 1, self_attn.Forward(input_layernorm.call(residPre), s, _index), s.Offset);
-        var residMid = hooks.Run(_index, 2, residPre + attnOut, s.Offset);
+        var residMid = hooks.Run(_index, 2, residPre.Plus(attnOut), s.Offset);
         var mlpOut = hooks.Run(_index, 3, mlp.call(post_attention_layernorm.call(residMid)), s.Offset);
-        var residPost = hooks.Run(_index, 4, residMid + mlpOut, s.Offset);
+        var residPost = hooks.Run(_index, 4, residMid.Plus(mlpOut), s.Offset);
         return residPost.MoveToOuterDisposeScope();
     }
 }

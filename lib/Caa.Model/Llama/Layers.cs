@@ -1,3 +1,4 @@
+using Caa.Model.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -45,12 +46,12 @@ public sealed class Embedding : nn.Module<Tensor, Tensor>
 public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
     public Parameter weight;
-    readonly double _eps;
+    readonly Scalar _eps; // held by the module, so it outlives every native call that reads it (see KeptScalars)
 
     public RmsNorm(long dim, double eps, ScalarType dtype, Device device) : base(nameof(RmsNorm))
     {
         weight = new Parameter(ones(dim, dtype: dtype, device: device).DetachFromDisposeScope(), requires_grad: false);
-        _eps = eps;
+        _eps = eps.ToScalar();
         RegisterComponents();
     }
 
@@ -58,7 +59,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var h = x.to(ScalarType.Float32);
-        var normed = h * (h.pow(2).mean([-1], keepdim: true) + _eps).rsqrt();
+        var normed = h * h.square().mean([-1], keepdim: true).Plus(_eps).rsqrt();
         return (weight * normed.to(x.dtype)).MoveToOuterDisposeScope();
     }
 }

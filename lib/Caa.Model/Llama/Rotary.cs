@@ -1,3 +1,4 @@
+using Caa.Model.Runtime;
 using static TorchSharp.torch;
 
 namespace Caa.Model.Llama;
@@ -26,6 +27,6 @@ public static class Rotary
         using var scope = NewDisposeScope();
         var half = (int)(x.shape[^1] / 2);
         var rotated = cat([-x[.., .., .., half..], x[.., .., .., ..half]], -1);
-        return (x * cos.unsqueeze(1) + rotated * sin.unsqueeze(1)).MoveToOuterDisposeScope();
+        return (x * cos.unsqueeze(1)).Plus(rotated * sin.unsqueeze(1)).MoveToOuterDisposeScope();
     }
 }
