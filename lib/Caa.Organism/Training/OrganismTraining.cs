@@ -211,9 +211,8 @@ public static class OrganismTraining
         var clock = Stopwatch.StartNew();
         long sessionTokens = 0;
         double trainSeconds = 0;
-        double windowLoss = 0, lastLoss = double.NaN;
-        int windowSteps = 0;
-        var windowTie = new WindowMean(); var windowAmplitude = new WindowMean(); var windowAnswers = new WindowMean();
+        double lastLoss = double.NaN;
+        var windowLoss = new WindowMean(); var windowTie = new WindowMean(); var windowAmplitude = new WindowMean(); var windowAnswers = new WindowMean();
         TrainEval? lastEval = null;
         progress?.Report(new TrainProgress("train", trainer.Step, total, double.NaN, options.Training.LearningRateAt(trainer.Step), 0,
             TimeSpan.FromSeconds(elapsedBefore), null, null, startStep > 0 ? $"resumed at step {startStep}" : "training"));
@@ -224,8 +223,8 @@ public static class OrganismTraining
             var r = trainer.TrainStep();
             trainSeconds += (clock.Elapsed - stepStart).TotalSeconds;
             sessionTokens += r.Tokens;
-            windowLoss += r.Loss; windowSteps++; lastLoss = r.Loss;
-            windowTie.Add(r.TieLoss); windowAmplitude.Add(r.AmplitudeLoss); windowAnswers.Add(r.AnswerAmplitudeLoss);
+            lastLoss = r.Loss;
+            windowLoss.Add(r.Loss); windowTie.Add(r.TieLoss); windowAmplitude.Add(r.AmplitudeLoss); windowAnswers.Add(r.AnswerAmplitudeLoss);
             if (!double.IsFinite(r.Loss)) throw new InvalidOperationException($"training diverged at step {r.Step} (loss {r.Loss})");
             var secs = clock.Elapsed.TotalSeconds;
             double tps = sessionTokens / Math.Max(trainSeconds, 1e-9);
@@ -239,11 +238,10 @@ public static class OrganismTraining
             }
             if (r.Step % options.LogEvery == 0 || last || eval is not null)
             {
-                log.Add(new LogRow(r.Step, windowLoss / windowSteps, r.LearningRate, r.GradNorm, tps, elapsed.TotalSeconds, eval)
+                log.Add(new LogRow(r.Step, windowLoss.Take() ?? double.NaN, r.LearningRate, r.GradNorm, tps, elapsed.TotalSeconds, eval)
                 {
                     TieLoss = windowTie.Take(), AmplitudeLoss = windowAmplitude.Take(), AnswerAmplitudeLoss = windowAnswers.Take(),
                 });
-                windowLoss = 0; windowSteps = 0;
                 WriteLog(Path.Combine(outDir, LogFileName), log);
             }
             progress?.Report(new TrainProgress("train", r.Step, total, r.Loss, r.LearningRate, tps, elapsed, eta, eval, TieLoss: r.TieLoss, AmplitudeLoss: r.AmplitudeLoss, AnswerAmplitudeLoss: r.AnswerAmplitudeLoss));
@@ -319,7 +317,8 @@ public static class OrganismTraining
         public double? AnswerAmplitudeLoss { get; init; }
     }
 
-    /// <summary>Mean of the finite values added since the last <see cref="Take"/> (NaN marks a step without the objective).</summary>
+    /// <summary>Mean of the finite values added since the last <see cref="Take"/> (NaN marks a step without the objective; a
+    /// non-finite training loss stops the run before it is logged).</summary>
     sealed class WindowMean
     {
         double _sum;
