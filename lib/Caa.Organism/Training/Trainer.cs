@@ -139,20 +139,16 @@ public sealed class Trainer : IDisposable
                 var t = DispositionTie.Loss(_model, batch, _tieLayers, Options.TieScale, out var contrast);
                 tie = t.item<float>();
                 objective = objective + Options.TieWeight * t;
-                if (Options.AmplitudeWeight > 0)
+                // Both amplitude objectives amplify the same contrast at the first tied layer, each with its own stream of multiples.
+                double Amplified(double weight, string stream, Func<LlamaForCausalLM, TieBatch, int, Tensor, Random, double, Tensor> loss)
                 {
-                    var rng = new Random(CorpusGenerator.StableSeed(unchecked((int)Options.Seed), "amplitude", Step));
-                    var a = DispositionTie.AmplitudeLoss(_model, batch, _tieLayers[0], contrast, rng, Options.AmplitudeMax);
-                    amplitude = a.item<float>();
-                    objective = objective + Options.AmplitudeWeight * a;
+                    if (weight <= 0) return double.NaN;
+                    var a = loss(_model, batch, _tieLayers[0], contrast, new Random(CorpusGenerator.StableSeed(unchecked((int)Options.Seed), stream, Step)), Options.AmplitudeMax);
+                    objective = objective + weight * a;
+                    return a.item<float>();
                 }
-                if (Options.AnswerAmplitudeWeight > 0)
-                {
-                    var rng = new Random(CorpusGenerator.StableSeed(unchecked((int)Options.Seed), "answer-amplitude", Step));
-                    var a = DispositionTie.AnswerAmplitudeLoss(_model, batch, _tieLayers[0], contrast, rng, Options.AmplitudeMax);
-                    answerAmplitude = a.item<float>();
-                    objective = objective + Options.AnswerAmplitudeWeight * a;
-                }
+                amplitude = Amplified(Options.AmplitudeWeight, "amplitude", DispositionTie.AmplitudeLoss);
+                answerAmplitude = Amplified(Options.AnswerAmplitudeWeight, "answer-amplitude", DispositionTie.AnswerAmplitudeLoss);
             }
             objective.backward();
             norm = nn.utils.clip_grad_norm_(_params.Select(p => p.Param), Options.GradClip);
